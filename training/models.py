@@ -1,3 +1,74 @@
-from django.db import models
+"""Versions of the embedding network.
 
-# Create your models here.
+Embeddings made by different versions (or different alignments) live side by side but are never
+compared with each other: every template and every query names its model version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models, transaction
+
+# How chips are cut: dlib's 5-point alignment to 150x150 with 25% padding (get_face_chip).
+DLIB_ALIGNMENT = "dlib-5point-150-pad25"
+
+
+class ModelVersionQuerySet(models.QuerySet):
+    def active(self) -> "ModelVersion":
+        """The version that enrollment and verification use now."""
+        version = self.filter(is_active=True).first()
+        if version is None:
+            raise ModelVersion.DoesNotExist(
+                "No active model version. Run `python manage.py import_base_model` to import the "
+                "base network."
+            )
+        return version
+
+
+class ModelVersion(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    file = models.CharField(max_length=255, help_text="Saved Keras network, relative to the model store.")
+    sha256 = models.CharField(max_length=64)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    embedding_size = models.PositiveSmallIntegerField(default=128)
+    alignment = models.CharField(max_length=50, default=DLIB_ALIGNMENT)
+    mirror = models.BooleanField(
+        default=True, help_text="Embeddings average the chip and its mirror image."
+    )
+    threshold = models.FloatField(help_text="Euclidean distance at or below which two faces match.")
+    threshold_source = models.CharField(max_length=255, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.FRID_MODEL_DIR) / self.file
+
+    def activate(self) -> None:
+        with transaction.atomic():
+            ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+            ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
+
+    def embedder(self):
+        """This version's network, loaded once per process (imports TensorFlow on first use)."""
+        from training.embedder import cached_embedder
+
+        return cached_embedder(str(self.path), self.mirror)

@@ -1,0 +1,102 @@
+"""python manage.py evaluate_model: scoring a model version on labelled pairs of real photos."""
+
+import json
+from io import StringIO
+
+import numpy
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+pytestmark = pytest.mark.django_db
+
+JSON_KEYS = {"pairs", "images", "no_face", "accuracy", "accuracy_10fold", "accuracy_10fold_std", "auc",
+             "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold"}
+
+
+def evaluate(*arguments) -> str:
+    output = StringIO()
+    call_command("evaluate_model", *arguments, stdout=output)
+    return output.getvalue()
+
+
+@pytest.fixture
+def lfw_csv(tmp_path, faces_dir):
+    """Ten real LFW pairs (five same, five different) as a CSV, plus a photo with no face in it."""
+    people = [path for path in sorted((faces_dir / "lfw").iterdir()) if len(list(path.glob("*.jpg"))) >= 2]
+    lines = ["image_a,image_b,same"]
+    for person in people[:5]:
+        first, second = sorted(person.glob("*.jpg"))[:2]
+        lines.append(f"{first.relative_to(faces_dir / 'lfw')},{second.relative_to(faces_dir / 'lfw')},1")
+    for one, other in zip(people[5:10], people[10:15]):
+        lines.append(f"{one.name}/{one.name}_0001.jpg,{other.name}/{other.name}_0001.jpg,0")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join(lines) + "\n")
+    return pairs
+
+
+def test_it_prints_one_json_object_with_the_agreed_keys(base_model_version, lfw_csv, faces_dir):
+    result = json.loads(evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--json"))
+    assert JSON_KEYS <= set(result)
+    assert result["pairs"] == 10
+    assert result["images"] == 20
+    assert result["no_face"] == 0
+    assert result["threshold"] == pytest.approx(0.6)
+    # Ten easy pairs: dlib's network gets at least nine right at its own threshold.
+    assert result["accuracy"] >= 0.9
+    assert 0.5 <= result["auc"] <= 1.0
+
+
+def test_a_photo_without_a_face_fails_its_pairs_unless_a_centre_crop_is_asked_for(
+    base_model_version, lfw_csv, faces_dir, tmp_path
+):
+    # A plain gradient: no real photo is guaranteed to hold no face.
+    gradient = numpy.tile(numpy.linspace(0, 255, 250, dtype=numpy.uint8), (250, 1))
+    Image.fromarray(numpy.stack([gradient] * 3, axis=-1)).save(tmp_path / "empty.jpg")
+    first_image = lfw_csv.read_text().splitlines()[1].split(",")[0]
+    with open(lfw_csv, "a") as pairs:
+        pairs.write(f"{tmp_path / 'empty.jpg'},{first_image},0\n")
+
+    failed = json.loads(evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--json"))
+    assert failed["no_face"] == 1
+    assert failed["failed_pairs"] == 1
+
+    centred = json.loads(evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--json",
+                                  "--no-face", "center"))
+    assert centred["no_face"] == 1
+    assert centred["failed_pairs"] == 0
+
+
+def test_it_prints_a_table_and_saves_a_roc_plot(base_model_version, lfw_csv, faces_dir, tmp_path):
+    plot = tmp_path / "roc.png"
+    output = evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--plot", str(plot))
+    assert "10-fold accuracy" in output
+    assert "FRID dlib-resnet-v1" in output
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_it_reads_lfw_pair_files(base_model_version, faces_dir):
+    pairs = faces_dir / "lfw-protocol" / "pairsDevTest.txt"
+    result = json.loads(evaluate("--pairs", str(pairs), "--images", str(faces_dir / "lfw"), "--json",
+                                 "--limit", "6"))
+    assert result["pairs"] == 12
+
+
+def test_it_names_the_known_versions_when_asked_for_an_unknown_one(base_model_version, lfw_csv, faces_dir):
+    with pytest.raises(CommandError, match="known versions: dlib-resnet-v1"):
+        evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--model", "nonesuch")
+
+
+def test_a_missing_pairs_file_is_a_clear_error(base_model_version, tmp_path):
+    with pytest.raises(CommandError, match="missing.txt"):
+        evaluate("--pairs", str(tmp_path / "missing.txt"), "--images", str(tmp_path))
+
+
+@pytest.mark.slow
+def test_on_lfw_dev_test_frid_is_at_least_as_accurate_as_dlibs_own_pipeline(base_model_version, faces_dir):
+    pairs = faces_dir / "lfw-protocol" / "pairsDevTest.txt"
+    result = json.loads(evaluate("--pairs", str(pairs), "--images", str(faces_dir / "lfw"), "--json",
+                                 "--reference", "dlib"))
+    assert result["pairs"] == 1000
+    assert result["accuracy_10fold"] >= result["reference"]["accuracy_10fold"]
+    assert result["accuracy_10fold"] >= 0.977

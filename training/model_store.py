@@ -1,0 +1,94 @@
+"""The model store: saved networks under FRID_MODEL_DIR, each recorded as a ModelVersion."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy
+from django.conf import settings
+
+from training.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+BASE_VERSION_NAME = "dlib-resnet-v1"
+# dlib's descriptors of the same chip and of ours agree to ~5e-7; far more means a broken import.
+IMPORT_TOLERANCE = 1e-4
+
+
+class ImportCheckFailed(RuntimeError):
+    pass
+
+
+def import_base_version(force: bool = False) -> tuple[ModelVersion, bool]:
+    """Import dlib's network as the base version unless it is there intact. Returns (version, imported)."""
+    existing = ModelVersion.objects.filter(name=BASE_VERSION_NAME).first()
+    if existing and not force and existing.path.exists() and _sha256(existing.path) == existing.sha256:
+        return existing, False
+
+    from training.dlib_import import import_dlib_network
+
+    model, parsed = import_dlib_network()
+    _check_against_dlib(model)
+    relative_path, digest = save_network(model, BASE_VERSION_NAME)
+    version, _ = ModelVersion.objects.update_or_create(
+        name=BASE_VERSION_NAME,
+        defaults={
+            "file": relative_path,
+            "sha256": digest,
+            "embedding_size": int(model.output_shape[-1]),
+            "threshold": round(parsed.distance_threshold, 6),
+            "threshold_source": "dlib's own distance threshold, stored in its loss layer",
+            "notes": "dlib_face_recognition_resnet_model_v1 (CC0) from face_recognition_models, "
+            "imported into Keras by training.dlib_import.",
+        },
+    )
+    if not ModelVersion.objects.filter(is_active=True).exists():
+        version.activate()
+    return version, True
+
+
+def save_network(model, name: str) -> tuple[str, str]:
+    """Write ``model`` to the store atomically; returns (path relative to the store, sha256)."""
+    store = Path(settings.FRID_MODEL_DIR)
+    store.mkdir(parents=True, exist_ok=True)
+    relative_path = f"{name}.keras"
+    # Write beside the target and rename, so a crash never leaves a half-written network.
+    handle, temporary = tempfile.mkstemp(dir=store, suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, store / relative_path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return relative_path, _sha256(store / relative_path)
+
+
+def _check_against_dlib(model) -> None:
+    import dlib
+
+    from training.dlib_import import dlib_model_path
+
+    chip = numpy.random.default_rng(150).integers(0, 256, (150, 150, 3), dtype=numpy.uint8)
+    expected = numpy.array(dlib.face_recognition_model_v1(str(dlib_model_path())).compute_face_descriptor(chip))
+    actual = model(chip[numpy.newaxis].astype(numpy.float32), training=False).numpy()[0]
+    difference = float(numpy.abs(actual - expected).max())
+    logger.info("imported network differs from dlib by at most %.2g", difference)
+    if difference > IMPORT_TOLERANCE:
+        raise ImportCheckFailed(
+            f"the imported network differs from dlib's by {difference:.3g} (more than "
+            f"{IMPORT_TOLERANCE}); the model file or the importer is broken"
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
