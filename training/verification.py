@@ -46,6 +46,17 @@ def decide(distance: float, threshold: float) -> bool:
     return bool(distance <= threshold)
 
 
+def identify(embedding: ArrayLike, gallery: ArrayLike, threshold: float) -> tuple[int | None, float]:
+    """Open-set identification: the index of the nearest gallery embedding and its distance, or
+    (None, distance) when even the nearest is farther than the threshold: an unknown person."""
+    rows = np.atleast_2d(np.asarray(gallery, dtype=np.float64))
+    if rows.size == 0:
+        return None, math.inf
+    distances = np.linalg.norm(rows - np.asarray(embedding, dtype=np.float64), axis=1)
+    nearest = int(np.argmin(distances))
+    return (nearest if decide(distances[nearest], threshold) else None), float(distances[nearest])
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A threshold and the rates measured with it on the calibration pairs."""

@@ -8,6 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from training.model_store import BASE_THRESHOLD
+
 pytestmark = pytest.mark.django_db
 
 JSON_KEYS = {"pairs", "images", "no_face", "accuracy", "accuracy_10fold", "accuracy_10fold_std", "auc",
@@ -20,29 +22,14 @@ def evaluate(*arguments) -> str:
     return output.getvalue()
 
 
-@pytest.fixture
-def lfw_csv(tmp_path, faces_dir):
-    """Ten real LFW pairs (five same, five different) as a CSV, plus a photo with no face in it."""
-    people = [path for path in sorted((faces_dir / "lfw").iterdir()) if len(list(path.glob("*.jpg"))) >= 2]
-    lines = ["image_a,image_b,same"]
-    for person in people[:5]:
-        first, second = sorted(person.glob("*.jpg"))[:2]
-        lines.append(f"{first.relative_to(faces_dir / 'lfw')},{second.relative_to(faces_dir / 'lfw')},1")
-    for one, other in zip(people[5:10], people[10:15]):
-        lines.append(f"{one.name}/{one.name}_0001.jpg,{other.name}/{other.name}_0001.jpg,0")
-    pairs = tmp_path / "pairs.csv"
-    pairs.write_text("\n".join(lines) + "\n")
-    return pairs
-
-
 def test_it_prints_one_json_object_with_the_agreed_keys(base_model_version, lfw_csv, faces_dir):
     result = json.loads(evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--json"))
     assert JSON_KEYS <= set(result)
     assert result["pairs"] == 10
     assert result["images"] == 20
     assert result["no_face"] == 0
-    assert result["threshold"] == pytest.approx(0.6)
-    # Ten easy pairs: dlib's network gets at least nine right at its own threshold.
+    assert result["threshold"] == pytest.approx(BASE_THRESHOLD)
+    # Ten easy pairs: the base network gets at least nine right at its threshold.
     assert result["accuracy"] >= 0.9
     assert 0.5 <= result["auc"] <= 1.0
 

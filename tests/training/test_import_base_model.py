@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from training.model_store import BASE_VERSION_NAME
+from training.model_store import BASE_THRESHOLD, BASE_VERSION_NAME
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -17,11 +17,12 @@ def run(*arguments) -> str:
     return output.getvalue()
 
 
-def test_it_records_the_base_version_as_active_with_dlibs_threshold(base_model_version):
+def test_it_records_the_base_version_as_active_with_its_calibrated_threshold(base_model_version):
     version = ModelVersion.objects.active()
     assert version.name == BASE_VERSION_NAME
     assert version.path.is_file()
-    assert version.threshold == pytest.approx(0.6)
+    assert version.threshold == pytest.approx(BASE_THRESHOLD)
+    assert "FAR 1e-3" in version.threshold_source
     assert version.embedding_size == 128
     assert len(version.sha256) == 64
 

@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from training.verification import (
     calibrate_threshold,
     decide,
     distance,
+    identify,
     minimum_impostor_pairs,
 )
 
@@ -111,3 +113,14 @@ def test_the_module_imports_without_django_or_tensorflow():
         "assert 'django' not in sys.modules and 'tensorflow' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", check], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_identify_returns_the_nearest_enrolled_face_within_the_threshold():
+    gallery = [[0.0, 0.0], [3.0, 4.0]]
+    assert identify([2.9, 4.0], gallery, threshold=0.5) == (1, pytest.approx(0.1))
+
+
+def test_identify_calls_a_face_farther_than_the_threshold_from_everyone_unknown():
+    gallery = [[0.0, 0.0], [3.0, 4.0]]
+    assert identify([0.0, 2.0], gallery, threshold=0.5) == (None, pytest.approx(2.0))
+    assert identify([0.0, 2.0], [], threshold=0.5) == (None, math.inf)
