@@ -11,6 +11,7 @@ from frid_site import services
 from frid_site.env import (
     env_bool,
     env_database,
+    env_int,
     env_list,
     env_path,
     env_secret,
@@ -27,6 +28,9 @@ FRID_MODEL_DIR = FRID_DATA_DIR / "models"
 FRID_FACES_DIR = env_path("FRID_FACES_DIR", BASE_DIR.parent / "shared" / "faces")
 MEDIA_ROOT = FRID_DATA_DIR / "media"
 MEDIA_URL = "media/"
+# Uploaded photos larger than this are refused with a message (phones write 3-8 MB).
+FRID_MAX_UPLOAD_BYTES = env_int("FRID_MAX_UPLOAD_BYTES", 15_000_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = FRID_MAX_UPLOAD_BYTES + 1_000_000
 STATIC_ROOT = FRID_DATA_DIR / "static"
 STATIC_URL = "static/"
 
@@ -121,6 +125,8 @@ def embedded_database() -> dict:
 
 
 DATABASES = {"default": env_database("DATABASE_URL") or embedded_database()}
+# Check a kept connection before use, so a restarted database costs one reconnect, not an error.
+DATABASES["default"].update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -135,6 +141,10 @@ AUTH_PASSWORD_VALIDATORS = [
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", services.redis_url(FRID_DATA_DIR))
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+# Outcomes live in the database (template status, import progress); nobody waits on results, and
+# a sender subscribing to them would hang on retries whenever the broker is down.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -154,7 +164,10 @@ CELERY_TASK_TIME_LIMIT = 12 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 # On cold shutdown, give running tasks this long before they are cancelled and requeued.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Photos whose task was lost (broker down at upload, worker killed) are queued again.
+    "requeue-pending-templates": {"task": "identity.tasks.requeue_pending_templates", "schedule": 60.0},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(FRID_DATA_DIR / "celerybeat-schedule")
 
 # Internationalization --------------------------------------------------------
