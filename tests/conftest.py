@@ -82,3 +82,38 @@ def celery_broker() -> str:
     if not os.environ.get("CELERY_BROKER_URL", "").strip():
         services.start_redis(settings.FRID_DATA_DIR)
     return settings.CELERY_BROKER_URL
+
+
+@pytest.fixture(scope="session")
+def _imported_base_model(django_db_setup, django_db_blocker):
+    """Import the base network once per run into the test database and the test model store."""
+    from training.model_store import import_base_version
+
+    with django_db_blocker.unblock():
+        version, _ = import_base_version()
+    return version
+
+
+@pytest.fixture
+def base_model_version(_imported_base_model, db):
+    """The active base version. Tests on transactional_db empty the tables afterwards; the
+    saved network stays in the store, so importing again only costs the check against dlib."""
+    from training.model_store import import_base_version
+    from training.models import ModelVersion
+
+    return ModelVersion.objects.filter(pk=_imported_base_model.pk).first() or import_base_version()[0]
+
+
+@pytest.fixture
+def lfw_csv(tmp_path, faces_dir):
+    """Ten real LFW pairs (five same, five different) as a CSV beside no images (paths are relative to lfw/)."""
+    people = [path for path in sorted((faces_dir / "lfw").iterdir()) if len(list(path.glob("*.jpg"))) >= 2]
+    lines = ["image_a,image_b,same"]
+    for person in people[:5]:
+        first, second = sorted(person.glob("*.jpg"))[:2]
+        lines.append(f"{first.relative_to(faces_dir / 'lfw')},{second.relative_to(faces_dir / 'lfw')},1")
+    for one, other in zip(people[5:10], people[10:15]):
+        lines.append(f"{one.name}/{one.name}_0001.jpg,{other.name}/{other.name}_0001.jpg,0")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join(lines) + "\n")
+    return pairs
