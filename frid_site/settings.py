@@ -33,6 +33,7 @@ FRID_MAX_UPLOAD_BYTES = env_int("FRID_MAX_UPLOAD_BYTES", 15_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FRID_MAX_UPLOAD_BYTES + 1_000_000
 STATIC_ROOT = FRID_DATA_DIR / "static"
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Security --------------------------------------------------------------------
 

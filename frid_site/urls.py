@@ -1,8 +1,9 @@
-"""URL configuration: the admin for now; the apps add theirs as they come."""
+"""URL configuration: the admin and the apps' own pages."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("identity/", include("identity.urls")),
 ]

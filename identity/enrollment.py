@@ -41,8 +41,20 @@ SEVERAL_FACES_REASON = (
 NO_MODEL_REASON = "No active model version. An administrator must run `manage.py import_base_model`."
 
 
-def add_photo(employee: Employee, data: bytes, filename: str) -> FaceTemplate:
-    """Keep an uploaded photo as a pending template and queue its embedding."""
+def add_photo(employee: Employee, data: bytes, filename: str, *, queue: bool = True) -> FaceTemplate:
+    """Keep an uploaded photo as a pending template and queue its embedding (unless ``queue`` is
+    False: bulk imports process their templates themselves, in batches)."""
+    check_photo(data, filename)
+    template = FaceTemplate(employee=employee)
+    template.source_image.save(filename, ContentFile(data), save=False)
+    template.save()
+    if queue:
+        queue_embedding([template.pk])
+    return template
+
+
+def check_photo(data: bytes, filename: str) -> None:
+    """Refuse an upload that is empty or too large, naming the file (forms check before saving)."""
     if len(data) > settings.FRID_MAX_UPLOAD_BYTES:
         raise ValidationError(
             f"{filename} is {len(data) / 1e6:.1f} MB; photos up to "
@@ -50,11 +62,6 @@ def add_photo(employee: Employee, data: bytes, filename: str) -> FaceTemplate:
         )
     if not data:
         raise ValidationError(f"{filename} is empty. Choose the photo again.")
-    template = FaceTemplate(employee=employee)
-    template.source_image.save(filename, ContentFile(data), save=False)
-    template.save()
-    queue_embedding([template.pk])
-    return template
 
 
 def queue_embedding(template_ids: list[int]) -> None:

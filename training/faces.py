@@ -56,7 +56,8 @@ GUESSED_FACE_SIDE = 0.42
 HOG_UPSAMPLE_MAX_PIXELS = 800 * 800
 # Photos with a shorter side below this are searched upsampled straight away: their faces are
 # small, and the finer box places the landmarks better. On LFW DevTest (250x250 photos) this
-# raised 10-fold accuracy from 98.6% to 98.9%; webcam frames (480 px and more) skip the cost.
+# raised 10-fold accuracy from 98.6% to 98.9% (bench/accuracy_variants.py); webcam frames (480 px
+# and more) skip the cost.
 SMALL_PHOTO_SIDE = 400
 # The CNN detector takes ~4-5 us a pixel on 2 cores at upsample 0 (0.25 s for 250x250, 1.3 s for
 # 640x480, 5.5 s for 1000x1000) and 4 times that upsampled. Upsample only small images, and shrink

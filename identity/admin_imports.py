@@ -1,0 +1,1 @@
+"""Admin pages for importing employees in bulk from a zip archive (BulkImport)."""

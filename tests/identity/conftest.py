@@ -1,0 +1,171 @@
+"""Real Celery workers for the identity tests: a Redis of this run's own and worker subprocesses
+that use the test database."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from frid_site import services
+from frid_site.celery import app
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+WORKER_LOG_TAIL_CHARACTERS = 6000
+# Starting a worker imports Django and Celery; its first task also imports TensorFlow and loads
+# the network, which takes tens of seconds on a busy two-core machine.
+WORKER_START_TIMEOUT_SECONDS = 60
+SECONDS_BETWEEN_CHECKS = 0.1
+
+
+class Broker:
+    """This run's own Redis, so that concurrent test runs never take each other's tasks."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.url = services.redis_url(data_dir)
+
+    def start(self) -> None:
+        services.start_redis(self.data_dir)
+
+    def stop(self) -> None:
+        services.stop_redis(self.data_dir)
+
+    def client(self):
+        return services.redis_client(self.data_dir)
+
+    def unacknowledged_messages(self) -> int:
+        """Messages delivered to a worker and not acknowledged yet (kombu's "unacked" hash)."""
+        return self.client().hlen("unacked")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> Iterator[Broker]:
+    """A Redis started for this test run; this process and its workers send tasks to it."""
+    broker = Broker(tmp_path_factory.mktemp("broker"))
+    broker.start()
+    saved = settings.CELERY_BROKER_URL, app.conf.broker_url, app.conf.result_backend
+    _point_celery_at(broker.url, broker.url, broker.url)
+    yield broker
+    _point_celery_at(*saved)
+    broker.stop()
+
+
+def _point_celery_at(django_setting: str, broker_url: str, result_backend: str) -> None:
+    settings.CELERY_BROKER_URL = django_setting
+    app.conf.broker_url = broker_url
+    app.conf.result_backend = result_backend
+    # Connections already pooled lead to the previous broker.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+
+
+@pytest.fixture
+def empty_broker(broker: Broker) -> Broker:
+    """The run's Redis, running and holding no task left by an earlier test."""
+    broker.start()
+    broker.client().flushall()
+    return broker
+
+
+def database_url(database: dict) -> str:
+    """A postgres:// URL (as frid_site.env.env_database reads it) for Django database settings."""
+    query = dict(database.get("OPTIONS") or {})
+    host = database.get("HOST") or ""
+    if host.startswith("/"):
+        query["host"] = host  # a unix socket directory
+        host = ""
+    credentials = quote(database.get("USER") or "", safe="")
+    if database.get("PASSWORD"):
+        credentials += ":" + quote(database["PASSWORD"], safe="")
+    port = f":{database['PORT']}" if database.get("PORT") else ""
+    url = f"postgresql://{credentials}@{host}{port}/{quote(database['NAME'], safe='')}"
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+class Workers:
+    """Celery worker subprocesses on the test database and this run's Redis; all write one log."""
+
+    def __init__(self, broker: Broker, log_path: Path):
+        self.broker = broker
+        self.log_path = log_path
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        """Start a worker like production's (prefork, one process, queue "embeddings")."""
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "CELERY_BROKER_URL": self.broker.url,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+        command = [
+            sys.executable, "-m", "celery", "-A", "frid_site", "worker",
+            "-Q", "embeddings", "-c", "1", "--pool", "prefork", "--loglevel", "INFO",
+            "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
+            # Talking to other workers only slows the start down; these tests run one at a time.
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]
+        with open(self.log_path, "a") as log:
+            log.write(f"\n===== worker started at {time.strftime('%H:%M:%S')} =====\n")
+            log.flush()
+            # A session of its own: the worker and its pool child are killed together by group.
+            process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """SIGKILL the worker's whole process group (the main process and its pool child)."""
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            self.kill(process)
+
+    def log(self) -> str:
+        text = self.log_path.read_text() if self.log_path.exists() else "(no log)"
+        return text[-WORKER_LOG_TAIL_CHARACTERS:]
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until condition() holds; fail with the worker's log if it does not in time."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            exited = [process.returncode for process in self.processes if process.poll() is not None]
+            if time.monotonic() > deadline or (exited and len(exited) == len(self.processes)):
+                pytest.fail(
+                    f"Waited {timeout:.0f} s for {what}; it did not happen (worker exit codes: {exited}). "
+                    f"The workers' log ({self.log_path}) ends with:\n{self.log()}",
+                    pytrace=False,
+                )
+            time.sleep(SECONDS_BETWEEN_CHECKS)
+
+
+@pytest.fixture
+def workers(empty_broker: Broker, transactional_db, tmp_path) -> Iterator[Workers]:
+    """Start workers with workers.start(); every one is killed when the test ends."""
+    workers = Workers(empty_broker, tmp_path / "worker.log")
+    yield workers
+    workers.kill_all()
+    # Shown by pytest only when the test failed.
+    print(f"The workers' log ({workers.log_path}) ends with:\n{workers.log()}")
