@@ -413,14 +413,21 @@ class SystemResult:
                 **self.metrics.as_dict()}
 
 
-def evaluate_embeddings(pairs: list[Pair], embedded, threshold: float) -> SystemResult:
-    """Score embeddings of the pairs' images (``embedded``: a training.engine.FileEmbeddings)."""
+def pair_distances(pairs: list[Pair], embedded) -> NDArray[np.float64]:
+    """Each pair's embedding distance; +inf where an image has no embedding (a failed comparison).
+    ``embedded`` is a training.engine.FileEmbeddings."""
     distances = np.full(len(pairs), np.inf)
     for index, pair in enumerate(pairs):
         first = embedded.embeddings.get(pair.image_a)
         second = embedded.embeddings.get(pair.image_b)
         if first is not None and second is not None:
             distances[index] = float(np.linalg.norm(np.asarray(first) - np.asarray(second)))
+    return distances
+
+
+def evaluate_embeddings(pairs: list[Pair], embedded, threshold: float) -> SystemResult:
+    """Score embeddings of the pairs' images (``embedded``: a training.engine.FileEmbeddings)."""
+    distances = pair_distances(pairs, embedded)
     same = np.array([pair.same for pair in pairs])
     failed = np.isinf(distances)
     false_match_rates, true_match_rates, _ = roc_curve(worst_case_distances(distances, same, failed), same)
@@ -479,12 +486,10 @@ def first_of_each_kind(pairs: list[Pair], count: int) -> list[Pair]:
 
 def distances_by_label(pairs: list[Pair], embedded) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(genuine, impostor) distances of the listed pairs whose images both have embeddings."""
-    genuine, impostor = [], []
-    for pair in pairs:
-        first, second = embedded.embeddings.get(pair.image_a), embedded.embeddings.get(pair.image_b)
-        if first is not None and second is not None:
-            (genuine if pair.same else impostor).append(float(np.linalg.norm(first - second)))
-    return np.array(genuine), np.array(impostor)
+    distances = pair_distances(pairs, embedded)
+    same = np.array([pair.same for pair in pairs])
+    compared = np.isfinite(distances)
+    return distances[same & compared], distances[~same & compared]
 
 
 def distances_between_all_photos(embedded) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -18,6 +18,8 @@ import numpy
 from training import faces
 from training.engine import FileEmbeddings
 
+DLIB_THRESHOLD = 0.6  # dlib's own: the distance threshold stored in its network's loss layer
+
 
 @functools.cache
 def _models():

@@ -1,12 +1,7 @@
-import sys
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from training import evaluation
-from training.engine import FaceEngine
-from training.models import ModelVersion
+from training.management.pair_commands import add_pair_arguments, embed_images, images_of, model_version, read_pairs
 from training.verification import calibrate_threshold, operating_point
 
 REPORTED_RATES = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -19,10 +14,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--pairs", required=True, type=Path, help="LFW pairs file or CSV.")
-        parser.add_argument("--images", required=True, type=Path, help="Folder the pair paths are relative to.")
+        add_pair_arguments(parser)
         parser.add_argument("--far", type=float, default=1e-3, help="Target false-match rate (default 1e-3).")
-        parser.add_argument("--model", help="Model version name (default: the active version).")
         parser.add_argument(
             "--all-pairs", action="store_true",
             help="Compare every two photos of the listed images, taking each photo's folder as its "
@@ -31,18 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--save", action="store_true", help="Store the threshold on the version.")
 
     def handle(self, *args, **options):
-        try:
-            version = ModelVersion.objects.get(name=options["model"]) if options["model"] else ModelVersion.objects.active()
-        except ModelVersion.DoesNotExist as error:
-            raise CommandError(f"No such model version: {options['model'] or 'no active version'}") from error
-        try:
-            pairs = evaluation.read_pairs(options["pairs"], options["images"])
-        except (OSError, ValueError) as error:
-            raise CommandError(str(error)) from error
-        images = sorted({path for pair in pairs for path in (pair.image_a, pair.image_b)})
-        embedded = FaceEngine(version.embedder()).embed_files(
-            images, progress=lambda items: tqdm(items, desc="embedding images", unit="image", file=sys.stderr,
-                                                disable=None, mininterval=2))
+        version = model_version(options["model"])
+        pairs = read_pairs(options)
+        images = images_of(pairs)
+        embedded = embed_images(version, images)
         if options["all_pairs"]:
             genuine, impostor = evaluation.distances_between_all_photos(embedded)
         else:

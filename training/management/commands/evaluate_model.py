@@ -1,13 +1,18 @@
 import json
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from training import evaluation
-from training.engine import NO_FACE_POLICIES, FaceEngine
-from training.models import ModelVersion
+from training.engine import NO_FACE_POLICIES
+from training.management.pair_commands import (
+    add_pair_arguments,
+    embed_images,
+    images_of,
+    model_version,
+    progress_bar,
+    read_pairs,
+)
 
 
 class Command(BaseCommand):
@@ -17,9 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--pairs", required=True, type=Path, help="LFW pairs file or CSV.")
-        parser.add_argument("--images", required=True, type=Path, help="Folder the pair paths are relative to.")
-        parser.add_argument("--model", help="Model version name (default: the active version).")
+        add_pair_arguments(parser)
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a table.")
         parser.add_argument("--plot", type=Path, help="Save the ROC curve as a PNG here.")
         parser.add_argument("--reference", choices=["dlib"], help="Also run dlib's own pipeline on the same pairs.")
@@ -31,41 +34,28 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="Only the first N same and N different pairs (a quick look).")
 
     def handle(self, *args, **options):
-        version = self._version(options["model"])
-        try:
-            pairs = evaluation.read_pairs(options["pairs"], options["images"])
-        except (OSError, ValueError) as error:
-            raise CommandError(str(error)) from error
+        version = model_version(options["model"])
+        pairs = read_pairs(options)
         if options["limit"]:
             pairs = evaluation.first_of_each_kind(pairs, options["limit"])
-        if not pairs:
-            raise CommandError(f"{options['pairs']} lists no pairs.")
-        images = sorted({path for pair in pairs for path in (pair.image_a, pair.image_b)})
+        images = images_of(pairs)
 
-        engine = FaceEngine(version.embedder())
-        rows = {
-            f"FRID {version.name}": engine.embed_files(
-                images, no_face=options["no_face"], progress=self._progress("FRID")
-            )
-        }
+        systems = {f"FRID {version.name}": (embed_images(version, images, no_face=options["no_face"]),
+                                            version.threshold)}
         if options["reference"] == "dlib":
             from training import reference
 
-            rows["dlib"] = reference.embed_files(images, progress=self._progress("dlib"))
-
-        results = {}
-        curves = {}
-        for name, embedded in rows.items():
-            threshold = version.threshold if name.startswith("FRID") else 0.6
-            result = evaluation.evaluate_embeddings(pairs, embedded, threshold)
-            results[name] = result
-            curves[name] = result.curve
+            systems["dlib"] = (reference.embed_files(images, progress=progress_bar("dlib")),
+                               reference.DLIB_THRESHOLD)
+        results = {name: evaluation.evaluate_embeddings(pairs, embedded, threshold)
+                   for name, (embedded, threshold) in systems.items()}
 
         if options["plot"]:
+            curves = {name: result.curve for name, result in results.items()}
             evaluation.plot_roc(curves, options["plot"], title=f"{options['pairs'].name}: {len(pairs)} pairs")
         if options["json"]:
-            (first, *others) = results.values()
-            document = first.as_dict()
+            frid, *others = results.values()
+            document = frid.as_dict()
             if others:
                 document["reference"] = others[0].as_dict()
             self.stdout.write(json.dumps(document))
@@ -73,17 +63,3 @@ class Command(BaseCommand):
             self.stdout.write(evaluation.format_table(results))
             if options["plot"]:
                 self.stdout.write(f"ROC curve saved to {options['plot']}")
-
-    def _version(self, name):
-        try:
-            return ModelVersion.objects.get(name=name) if name else ModelVersion.objects.active()
-        except ModelVersion.DoesNotExist as error:
-            known = ", ".join(ModelVersion.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"{error or 'No model version ' + repr(name)} (known versions: {known})") from error
-
-    def _progress(self, label):
-        def wrap(items):
-            return tqdm(items, desc=f"{label}: embedding images", unit="image", file=sys.stderr,
-                        disable=None, mininterval=2)
-
-        return wrap
