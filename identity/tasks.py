@@ -35,3 +35,14 @@ def _requeue_after_a_restart(sender=None, **kwargs):
     # A worker killed mid-task leaves its message unacknowledged until the broker's visibility
     # timeout (hours); queue every pending template again now. Processing is idempotent.
     requeue_pending_templates.delay(0)
+
+
+@shared_task(
+    acks_late=True,  # a redelivery after a worker died is noticed and marks the import failed
+    soft_time_limit=3 * 3600,  # ~10,000 photos on 2 cores
+    time_limit=3 * 3600 + 120,
+)
+def run_bulk_import(import_id: int) -> None:
+    from identity import bulk_import
+
+    bulk_import.run_archive_import(import_id)
