@@ -32,6 +32,9 @@ MEDIA_URL = "media/"
 FRID_MAX_UPLOAD_BYTES = env_int("FRID_MAX_UPLOAD_BYTES", 15_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FRID_MAX_UPLOAD_BYTES + 1_000_000
 STATIC_ROOT = FRID_DATA_DIR / "static"
+# ./frid run collects the files there; tests and one-off commands read them from the apps instead.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request without it
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 

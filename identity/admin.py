@@ -188,6 +188,9 @@ class EmployeeAdmin(admin.ModelAdmin):
     inlines = [FaceTemplateInline]
     actions = ["deactivate", "reactivate", "record_consent", "retry_rejected_photos"]
 
+    class Media:
+        css = {"all": ["identity/enroll.css"]}
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         first_duplicate = FaceTemplate.objects.filter(
             employee=OuterRef("pk"), status=READY, possible_duplicate_of__isnull=False
@@ -273,8 +276,15 @@ class EmployeeAdmin(admin.ModelAdmin):
             )
 
     def response_add(self, request: HttpRequest, employee: Employee, post_url_continue=None) -> HttpResponse:
-        response = super().response_add(request, employee, post_url_continue)
-        # After adding someone with photos, HR wants to see how the photos fare, not the list.
+        return self._stay_while_photos_are_checked(
+            request, employee, super().response_add(request, employee, post_url_continue)
+        )
+
+    def response_change(self, request: HttpRequest, employee: Employee) -> HttpResponse:
+        return self._stay_while_photos_are_checked(request, employee, super().response_change(request, employee))
+
+    def _stay_while_photos_are_checked(self, request: HttpRequest, employee: Employee, response) -> HttpResponse:
+        # After sending photos, HR wants to see how they fare, not the list of employees.
         to_list = reverse("admin:identity_employee_changelist")
         if getattr(request, "photos_received", 0) and getattr(response, "url", "").split("?")[0] == to_list:
             return HttpResponseRedirect(reverse("admin:identity_employee_change", args=[employee.pk]))
@@ -333,6 +343,7 @@ class FaceTemplateAdmin(admin.ModelAdmin):
     through the employee page), and never the embedding."""
 
     list_display = ("face", "employee_link", "status", "short_result", "duplicate", "model_version", "processed_at")
+    list_display_links = ("status",)  # the face and the employee columns hold links of their own
     list_filter = ("status", "model_version", "employee__is_active")
     search_fields = ("employee__name", "employee__employee_number", "employee__email")
     list_select_related = ("employee", "model_version", "possible_duplicate_of")
@@ -352,6 +363,9 @@ class FaceTemplateAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = ["retry_templates"]
+
+    class Media:
+        css = {"all": ["identity/enroll.css"]}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

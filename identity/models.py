@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 from pgvector.django import HnswIndex, L2Distance, VectorField
 
@@ -149,3 +151,12 @@ class BulkImport(models.Model):
     @property
     def percent_done(self) -> int:
         return round(100 * self.processed_photos / self.total_photos) if self.total_photos else 0
+
+
+@receiver(post_delete, sender=FaceTemplate)
+def _delete_face_files(sender, instance: FaceTemplate, **kwargs) -> None:
+    # Photos of faces are personal data: they go with their template (and so with the employee),
+    # once the deletion is committed.
+    names = [field.name for field in (instance.source_image, instance.chip) if field]
+    storage = instance.source_image.storage
+    transaction.on_commit(lambda: [storage.delete(name) for name in names])

@@ -193,3 +193,15 @@ def test_pending_templates_are_sent_again_once_the_broker_is_back(
         connection.default_channel.client.lpop(queue)  # kombu pushes at the head: take ours back
     template.refresh_from_db()
     assert template.reason == ""
+
+
+def test_deleting_an_employee_deletes_their_face_photos(
+    base_model_version, employee, lfw_photo, django_capture_on_commit_callbacks
+):
+    template = enroll(employee, lfw_photo(0), django_capture_on_commit_callbacks)
+    storage = template.source_image.storage
+    names = [template.source_image.name, template.chip.name]
+    assert all(storage.exists(name) for name in names)
+    with django_capture_on_commit_callbacks(execute=True):
+        employee.delete()
+    assert not any(storage.exists(name) for name in names)
