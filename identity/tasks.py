@@ -25,7 +25,8 @@ def embed_templates(template_ids: list[int]) -> dict:
     return {"processed": [template.pk for template in templates]}
 
 
-@shared_task(soft_time_limit=60, time_limit=90)
+@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=5, max_retries=8,
+             soft_time_limit=60, time_limit=90)
 def requeue_pending_templates(older_than_seconds: float = REQUEUE_AFTER.total_seconds()) -> int:
     return enrollment.requeue_pending(older_than=timedelta(seconds=older_than_seconds))
 

@@ -75,11 +75,12 @@ def _point_celery_at(django_setting: str, broker_url: str, result_backend: str) 
 
 
 @pytest.fixture
-def empty_broker(broker: Broker) -> Broker:
+def empty_broker(broker: Broker) -> Iterator[Broker]:
     """The run's Redis, running and holding no task left by an earlier test."""
     broker.start()
     broker.client().flushall()
-    return broker
+    yield broker
+    broker.start()  # a test that stopped it may have failed before starting it again
 
 
 def database_url(database: dict) -> str:
