@@ -160,10 +160,10 @@ def _single_usable_face(template: FaceTemplate, faces):
 
 
 def _accept(template: FaceTemplate, face, embedding, version: ModelVersion) -> None:
+    others = FaceTemplate.objects.searchable(version).exclude(employee_id=template.employee_id)
     duplicate = (
-        FaceTemplate.objects.nearest(embedding, version)
-        .exclude(employee_id=template.employee_id)
-        .filter(distance__lte=version.threshold)
+        others.nearest(embedding, version)
+        .filter(distance__lte=version.threshold_for_gallery(others.count()))
         .first()
     )
     chip_name = f"{template.employee_id}-{template.pk}.jpg"

@@ -19,9 +19,13 @@ class Match:
 
 def best_match(embedding, version: ModelVersion) -> Match:
     """The nearest ready template of an active employee under ``version``, decided against the
-    version's threshold. Only embeddings of the same version are ever compared."""
-    nearest = FaceTemplate.objects.nearest(embedding, version).select_related("employee").first()
+    version's threshold for a gallery of this size (ModelVersion.threshold_for_gallery: the more
+    faces enrolled, the stricter, so strangers stay unknown). Only embeddings of the same version
+    are ever compared."""
+    templates = FaceTemplate.objects.searchable(version)
+    threshold = version.threshold_for_gallery(templates.count())
+    nearest = templates.nearest(embedding, version).select_related("employee").first()
     if nearest is None:
-        return Match(None, None, None, version.threshold)
-    accepted = decide(nearest.distance, version.threshold)
-    return Match(nearest.employee if accepted else None, nearest.employee, nearest.distance, version.threshold)
+        return Match(None, None, None, threshold)
+    accepted = decide(nearest.distance, threshold)
+    return Match(nearest.employee if accepted else None, nearest.employee, nearest.distance, threshold)

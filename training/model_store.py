@@ -22,6 +22,8 @@ BASE_VERSION_NAME = "dlib-resnet-v1"
 # dlib's own 0.6 lets about 1 stranger in 100 through there (FAR 1.0e-2): too many for a gallery.
 BASE_THRESHOLD = 0.5276
 BASE_THRESHOLD_SOURCE = "calibrated at FAR 1e-3 on LFW pairsDevTrain.txt (all pairs): TAR 92.89%"
+# The same run's thresholds at other false-match rates: [rate, threshold], for 1:N searches.
+BASE_CALIBRATION_POINTS = [[1e-5, 0.4122], [1e-4, 0.4616], [1e-3, 0.5276], [1e-2, 0.6054]]
 # dlib's descriptors of the same chip and of ours agree to ~5e-7; far more means a broken import.
 IMPORT_TOLERANCE = 1e-4
 
@@ -49,6 +51,7 @@ def import_base_version(force: bool = False) -> tuple[ModelVersion, bool]:
             "embedding_size": int(model.output_shape[-1]),
             "threshold": BASE_THRESHOLD,
             "threshold_source": BASE_THRESHOLD_SOURCE,
+            "metrics": {"calibration_points": BASE_CALIBRATION_POINTS},
             "notes": "dlib_face_recognition_resnet_model_v1 (CC0) from face_recognition_models, "
             "imported into Keras by training.dlib_import.",
         },

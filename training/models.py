@@ -6,6 +6,7 @@ compared with each other: every template and every query names its model version
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from django.db import models, transaction
 
 # How chips are cut: dlib's 5-point alignment to 150x150 with 25% padding (get_face_chip).
 DLIB_ALIGNMENT = "dlib-5point-150-pad25"
+# The chance that a stranger matches SOMEONE among all enrolled faces that FRID aims for.
+OPEN_SET_FALSE_MATCH_RATE = 1e-2
 
 
 class ModelVersionQuerySet(models.QuerySet):
@@ -66,6 +69,29 @@ class ModelVersion(models.Model):
             ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
+
+    def threshold_for_gallery(self, templates: int, false_match_rate: float = OPEN_SET_FALSE_MATCH_RATE) -> float:
+        """The threshold for searching ``templates`` faces at once (1:N), never above ``threshold``.
+
+        A stranger compared with N templates matches one of them with probability up to N times the
+        per-comparison false-match rate, so each comparison must meet ``false_match_rate / N``. The
+        threshold for that rate is interpolated (in log rate) between the calibrated points in
+        ``metrics["calibration_points"]`` ([[rate, threshold], ...], from calibrate_model); beyond
+        the smallest calibrated rate the smallest threshold is used.
+        """
+        points = sorted(self.metrics.get("calibration_points") or [])
+        if not points or templates <= 1:
+            return self.threshold
+        wanted = math.log10(false_match_rate / templates)
+        rates = [math.log10(rate) for rate, _ in points]
+        thresholds = [threshold for _, threshold in points]
+        if wanted <= rates[0]:
+            return min(self.threshold, thresholds[0])
+        for (low_rate, low), (high_rate, high) in zip(zip(rates, thresholds), zip(rates[1:], thresholds[1:])):
+            if wanted <= high_rate:
+                share = (wanted - low_rate) / (high_rate - low_rate)
+                return min(self.threshold, low + share * (high - low))
+        return self.threshold
 
     def embedder(self):
         """This version's network, loaded once per process (imports TensorFlow on first use)."""

@@ -40,9 +40,11 @@ class Command(BaseCommand):
         self.stdout.write(f"{version.name}: {len(genuine)} genuine and {len(impostor)} impostor pairs "
                           f"from {len(images)} images ({len(embedded.failed)} without a face)")
         self.stdout.write(f"{'target FAR':>10}  {'threshold':>9}  {'measured FAR':>12}  {'TAR':>7}")
+        points = []
         for rate in REPORTED_RATES:
             if len(impostor) * rate >= 1:
                 point = operating_point(genuine, impostor, rate)
+                points.append([rate, round(point.threshold, 4)])
                 self.stdout.write(f"{rate:>10g}  {point.threshold:>9.4f}  {point.false_match_rate:>12.2e}  "
                                   f"{point.true_match_rate:>7.2%}")
         if options["save"]:
@@ -51,7 +53,7 @@ class Command(BaseCommand):
                 f"calibrated at FAR {options['far']:g} on {options['pairs'].name}"
                 f"{' (all pairs)' if options['all_pairs'] else ''}: TAR {chosen.true_match_rate:.2%}"
             )
-            version.metrics = {**version.metrics, "calibration": {
+            version.metrics = {**version.metrics, "calibration_points": points, "calibration": {
                 "pairs_file": options["pairs"].name, "all_pairs": options["all_pairs"],
                 "target_far": options["far"], "threshold": chosen.threshold,
                 "far": chosen.false_match_rate, "tar": chosen.true_match_rate,

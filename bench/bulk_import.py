@@ -1,0 +1,137 @@
+"""Benchmark: bulk onboarding (identity.bulk_import) beside dlib's own pipeline, on 1,000 real photos.
+
+    .venv/bin/python bench/bulk_import.py [--photos 1000] [--strangers 200]
+
+The photos: the first photo of every 4th LFW person in alphabetical order (FRID_FACES_DIR, default
+../shared/faces), the first 1,000 of them: 250x250 JPEGs, one folder per person, as HR would
+hand them over. The script runs on a data directory of its own (a fresh embedded PostgreSQL in a
+temporary folder, migrated, with the base model imported), removed at the end.
+
+Both pipelines are timed in the same run, with their networks loaded beforehand:
+- FRID: import_folder, i.e. the whole enrollment: read, create employees and templates, detect
+  (HOG, upsampled for small photos, CNN when HOG finds nothing), check quality, embed in batches of
+  32 (with the mirror image), store chips and embeddings, check for duplicates in pgvector;
+- dlib: as face_recognition uses it: HOG upsample 1, 5-point shape, compute_face_descriptor
+  (training.reference.dlib_descriptor), on the same files, nothing stored.
+Then 200 people never enrolled are searched for among the enrolled (open-set false acceptances).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+EVERY_NTH_PERSON = 4
+
+
+def choose_photos(faces_dir: Path, count: int, offset: int = 0) -> list[Path]:
+    people = sorted(path for path in (faces_dir / "lfw").iterdir() if path.is_dir())
+    return [sorted(person.glob("*.jpg"))[0] for person in people[offset::EVERY_NTH_PERSON][:count]]
+
+
+def copy_as_employee_folders(photos: list[Path], folder: Path) -> None:
+    for photo in photos:
+        (folder / photo.parent.name).mkdir(parents=True)
+        shutil.copyfile(photo, folder / photo.parent.name / photo.name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--strangers", type=int, default=200)
+    parser.add_argument("--faces-dir", type=Path, default=Path(
+        os.environ.get("FRID_FACES_DIR", PROJECT_ROOT.parent / "shared" / "faces")))
+    arguments = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="frid-bench-"))
+    # Before Django loads the settings: they start the embedded PostgreSQL in FRID_DATA_DIR.
+    os.environ["FRID_DATA_DIR"] = str(work / "data")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "frid_site.settings"
+    os.environ["FRID_FACES_DIR"] = str(arguments.faces_dir)
+    try:
+        run(arguments, work)
+    finally:
+        from frid_site import services
+
+        services.stop_postgres(work / "data")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(arguments, work: Path) -> None:
+    import logging
+
+    import django
+
+    django.setup()
+    logging.getLogger().setLevel(logging.WARNING)  # the table is the output, not the progress logs
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from identity import bulk_import
+    from identity.matching import best_match
+    from training.engine import FaceEngine
+    from training import faces, reference
+    from training.model_store import import_base_version
+
+    call_command("migrate", verbosity=0)
+    version, _ = import_base_version()
+    user = get_user_model().objects.create_user("bench")
+    photos = choose_photos(arguments.faces_dir, arguments.photos)
+    folder = work / "photos"
+    copy_as_employee_folders(photos, folder)
+
+    # Both networks loaded before the clocks start: each is loaded once per worker process.
+    version.embedder()
+    reference._models()
+
+    start = time.perf_counter()
+    summary = bulk_import.import_folder(folder, user)
+    frid_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    dlib_faces = 0
+    for photo in photos:
+        dlib_faces += reference.dlib_descriptor(faces.load_image(photo)) is not None
+    dlib_seconds = time.perf_counter() - start
+
+    frid_rate = len(photos) / frid_seconds
+    dlib_rate = len(photos) / dlib_seconds
+    print(f"Bulk import of {len(photos)} LFW photos (250x250, first photo of every {EVERY_NTH_PERSON}th person), "
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(f"{'pipeline':52} {'seconds':>8} {'images/s':>9} {'embedded':>9}")
+    print(f"{'FRID bulk import (checks, embed x2, store, pgvector)':52} {frid_seconds:8.1f} {frid_rate:9.1f} "
+          f"{summary.photos_enrolled:9d}")
+    print(f"{'dlib (HOG up 1, 5 points, compute_face_descriptor)':52} {dlib_seconds:8.1f} {dlib_rate:9.1f} "
+          f"{dlib_faces:9d}")
+    print(f"FRID / dlib throughput: {frid_rate / dlib_rate:.2f}x")
+    print(f"FRID / dlib per embedded face: {summary.photos_enrolled / frid_seconds / (dlib_faces / dlib_seconds):.2f}x")
+    print(f"FRID: {summary.photos_enrolled} enrolled, {len(summary.rejected)} rejected by the enrollment rules, "
+          f"{len(summary.unreadable)} unreadable; {len(summary.possible_duplicates)} flagged as possible duplicates")
+    # Open set: people never enrolled (every 4th person from the third), searched among everyone
+    # enrolled. A match is a false acceptance: with N people enrolled, each search is N comparisons.
+    engine = FaceEngine(version.embedder())
+    searched = accepted = 0
+    for photo in choose_photos(arguments.faces_dir, arguments.strangers, offset=2):
+        image = faces.load_image(photo)
+        face = faces.central_face(faces.detect_faces(image), image.shape)
+        if face is None:
+            continue
+        searched += 1
+        accepted += best_match(engine.embed_faces([face])[0].embedding, version).employee is not None
+    print(f"Strangers (first photo of every {EVERY_NTH_PERSON}th person from the 3rd, never enrolled): "
+          f"{accepted} of {searched} matched someone of the {summary.photos_enrolled} enrolled "
+          f"(threshold {version.threshold:.3f})")
+
+
+if __name__ == "__main__":
+    main()

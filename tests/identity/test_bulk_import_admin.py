@@ -1,0 +1,217 @@
+"""Importing employees from a zip in the admin: the upload's checks, the task, the progress page."""
+
+import io
+import zipfile
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from identity import admin_imports, bulk_import, tasks
+from identity.models import BulkImport, Employee, FaceTemplate
+
+PHOTOS = {
+    # Inside a top folder, as zipping a folder makes it; the two-face photo is a real LFW one.
+    "new-hires/Aaron_Peirsol/Aaron_Peirsol_0001.jpg": "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+    "new-hires/Aaron_Sorkin/Aaron_Sorkin_0001.jpg": "Aaron_Sorkin/Aaron_Sorkin_0001.jpg",
+    "new-hires/Abdullatif_Sener/Abdullatif_Sener_0002.jpg": "Abdullatif_Sener/Abdullatif_Sener_0002.jpg",
+}
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def media_in_tmp_path(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def photos_zip(faces_dir) -> bytes:
+    files = {name: (faces_dir / "lfw" / source).read_bytes() for name, source in PHOTOS.items()}
+    files["__MACOSX/new-hires/._Aaron_Sorkin"] = b"\x00\x05\x16\x07"  # what macOS's Archive Utility adds
+    return zip_of(files)
+
+
+def upload(client, data: bytes, consent: bool = True, name: str = "new-hires.zip"):
+    form = {"archive": SimpleUploadedFile(name, data, content_type="application/zip")}
+    if consent:
+        form["consent"] = "on"
+    return client.post(reverse("admin:identity_bulkimport_add"), form)
+
+
+@pytest.mark.slow
+def test_an_uploaded_zip_is_imported_by_the_task_and_its_page_shows_the_outcome(
+    admin_client, admin_user, photos_zip, base_model_version, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = upload(admin_client, photos_zip)
+
+    bulk = BulkImport.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:identity_bulkimport_change", args=[bulk.pk])
+    assert (bulk.status, bulk.created_by) == (BulkImport.Status.QUEUED, admin_user)
+    assert len(callbacks) == 1  # the task is sent once the row is committed
+
+    tasks.run_bulk_import(bulk.pk)  # what the worker runs
+
+    bulk.refresh_from_db()
+    assert bulk.status == BulkImport.Status.DONE
+    assert (bulk.total_photos, bulk.processed_photos, bulk.enrolled_photos, bulk.rejected_photos,
+            bulk.employees_created) == (3, 3, 2, 1, 3)
+    assert bulk.percent_done == 100
+    assert sorted(Employee.objects.values_list("employee_number", flat=True)) == [
+        "Aaron_Peirsol", "Aaron_Sorkin", "Abdullatif_Sener"
+    ]
+    assert all(employee.consent_recorded_by == admin_user for employee in Employee.objects.all())
+    assert FaceTemplate.objects.filter(status=FaceTemplate.Status.READY).count() == 2
+    page = admin_client.get(reverse("admin:identity_bulkimport_change", args=[bulk.pk])).content.decode()
+    assert '<strong id="import-status">done</strong>' in page
+    assert '<td data-count="enrolled_photos">2</td>' in page
+    assert '<td data-count="employees_created">3</td>' in page
+    assert "Abdullatif_Sener/Abdullatif_Sener_0002.jpg (employee Abdullatif_Sener): This photo shows 2 faces" in page
+    assert "setTimeout(poll" not in page  # finished: the page no longer refreshes itself
+    progress = admin_client.get(reverse("admin:identity_bulkimport_progress", args=[bulk.pk])).json()
+    assert progress == {
+        "status": "done", "percent_done": 100, "total_photos": 3, "processed_photos": 3, "enrolled_photos": 2,
+        "rejected_photos": 1, "employees_created": 3, "finished": True,
+    }
+
+
+def test_a_running_import_page_polls_its_progress(admin_client, db):
+    bulk = BulkImport.objects.create(archive="imports/x.zip", status=BulkImport.Status.RUNNING,
+                                     total_photos=8, processed_photos=2)
+
+    page = admin_client.get(reverse("admin:identity_bulkimport_change", args=[bulk.pk])).content.decode()
+
+    assert '<progress id="import-progress" max="100" value="25">' in page
+    assert reverse("admin:identity_bulkimport_progress", args=[bulk.pk]) in page
+    assert "setTimeout(poll, 2000)" in page
+    assert '<meta http-equiv="refresh" content="2">' in page
+
+
+def test_the_progress_endpoint_is_for_staff_only(client, django_user_model, db):
+    bulk = BulkImport.objects.create(archive="imports/x.zip")
+    client.force_login(django_user_model.objects.create_user("visitor", password="not-used"))
+
+    response = client.get(reverse("admin:identity_bulkimport_progress", args=[bulk.pk]))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+@pytest.mark.parametrize("name", ["../evil.jpg", "photos/../../evil.jpg", "/etc/cron.d/evil", "C:\\evil.jpg"])
+def test_it_refuses_a_zip_with_paths_outside_its_folder(admin_client, name, db):
+    response = upload(admin_client, zip_of({"E1/ok.jpg": b"x", name: b"x"}))
+
+    assert response.status_code == 200
+    assert "names a file outside its own folder" in response.content.decode()
+    assert not BulkImport.objects.exists()
+
+
+def test_it_refuses_a_zip_that_unpacks_to_more_than_the_limit(admin_client, monkeypatch, db):
+    monkeypatch.setattr(bulk_import, "MAX_UNPACKED_BYTES", 1_000_000)
+    bomb = zip_of({"E1/zeros.jpg": bytes(1_000_001)})
+    assert len(bomb) < 10_000  # zeros compress to almost nothing: the header's size is what counts
+
+    response = upload(admin_client, bomb)
+
+    assert "The zip unpacks to 1 MB; up to 1 MB is accepted" in response.content.decode()
+    assert not BulkImport.objects.exists()
+
+
+def test_it_refuses_a_zip_with_too_many_files(admin_client, monkeypatch, db):
+    monkeypatch.setattr(bulk_import, "MAX_ARCHIVE_MEMBERS", 3)
+
+    response = upload(admin_client, zip_of({f"E1/{number}.jpg": b"x" for number in range(4)}))
+
+    assert "The zip holds 4 files; up to 3 are accepted" in response.content.decode()
+
+
+def test_it_refuses_a_file_that_is_not_a_zip(admin_client, db):
+    response = upload(admin_client, b"%PDF-1.4 not a zip", name="photos.zip")
+
+    assert "This file is not a zip archive" in response.content.decode()
+    assert not BulkImport.objects.exists()
+
+
+def test_it_refuses_an_upload_without_confirmed_consent(admin_client, db):
+    response = upload(admin_client, zip_of({"E1/photo.jpg": b"x"}), consent=False)
+
+    assert response.status_code == 200
+    assert not BulkImport.objects.exists()
+
+
+def test_a_redelivered_import_is_marked_interrupted_instead_of_importing_twice(db):
+    bulk = BulkImport.objects.create(archive="imports/x.zip", status=BulkImport.Status.RUNNING,
+                                     total_photos=10, processed_photos=3)
+
+    tasks.run_bulk_import(bulk.pk)
+
+    bulk.refresh_from_db()
+    assert bulk.status == BulkImport.Status.FAILED
+    assert bulk.error.startswith("The import was interrupted (the background worker stopped) after 3 of 10 photos.")
+
+
+def test_an_archive_that_cannot_be_imported_marks_the_import_failed_in_plain_words(admin_user, base_model_version):
+    bulk = BulkImport(created_by=admin_user)
+    bulk.archive.save("staff.zip", ContentFile(zip_of({"employees.csv": b"number,name,photo\nE1,Ann,ann.jpg\n"})))
+
+    tasks.run_bulk_import(bulk.pk)
+
+    bulk.refresh_from_db()
+    assert bulk.status == BulkImport.Status.FAILED
+    assert bulk.error.startswith("employees.csv has no column employee_number.")
+    assert bulk.finished_at is not None
+    assert not Employee.objects.exists()
+
+
+def test_it_marks_the_import_failed_when_the_broker_is_down(monkeypatch, db):
+    def unreachable(*args, **kwargs):
+        raise ConnectionRefusedError("Connection refused")
+
+    monkeypatch.setattr(tasks.run_bulk_import, "apply_async", unreachable)
+    bulk = BulkImport.objects.create(archive="imports/x.zip")
+
+    assert admin_imports.queue_import(bulk.pk) is False
+
+    bulk.refresh_from_db()
+    assert bulk.status == BulkImport.Status.FAILED
+    assert bulk.error == admin_imports.BROKER_DOWN_ERROR
+
+
+def test_the_import_list_offers_an_import_from_a_zip_page_with_a_consent_checkbox(admin_client, db):
+    add_url = reverse("admin:identity_bulkimport_add")
+
+    listing = admin_client.get(reverse("admin:identity_bulkimport_changelist")).content.decode()
+    page = admin_client.get(add_url).content.decode()
+
+    assert f'<a href="{add_url}" class="addlink">Import employees from a zip</a>' in listing
+    assert "<h1>Import employees from a zip</h1>" in page
+    assert 'type="checkbox" name="consent"' in page
+    assert 'type="file" name="archive"' in page
+
+
+def test_a_zip_of_one_employee_folder_is_not_taken_for_a_wrapping_folder(tmp_path):
+    archive = io.BytesIO(zip_of({"E1/photo.jpg": b"x", "E1/other.jpg": b"y"}))
+
+    root = bulk_import.extract_archive(archive, tmp_path)
+
+    assert root == tmp_path
+    assert (tmp_path / "E1" / "other.jpg").read_bytes() == b"y"
+
+
+def test_a_damaged_member_stops_the_unpacking_in_plain_words(tmp_path):
+    data = bytearray(zip_of({"E1/photo.jpg": b"a face, or so it says " * 50}))
+    # Past the 30-byte local header and the 12-byte name: in the compressed bytes, which still
+    # inflate, to something whose CRC no longer matches.
+    data[50:54] = b"\xff\xff\xff\xff"
+
+    with pytest.raises(bulk_import.ImportProblem, match="E1/photo.jpg in the zip cannot be unpacked"):
+        bulk_import.extract_archive(io.BytesIO(bytes(data)), tmp_path)
