@@ -143,7 +143,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # Celery ----------------------------------------------------------------------
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", services.redis_url(FRID_DATA_DIR))
-CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+# Results (rarely wanted: see CELERY_TASK_IGNORE_RESULT) go to a Redis broker, or back over AMQP.
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "rpc://"
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 # Outcomes live in the database (template status, import progress); nobody waits on results, and
 # a sender subscribing to them would hang on retries whenever the broker is down.

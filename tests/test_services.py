@@ -136,8 +136,13 @@ def test_a_database_url_replaces_the_embedded_server(tmp_path):
 
 
 def test_the_broker_url_names_the_embedded_redis_socket():
+    # In a fresh process: tests of workers point this one's settings at brokers of their own.
+    script = "import django; django.setup(); from django.conf import settings; print(settings.CELERY_BROKER_URL)"
+    environment = {name: value for name, value in os.environ.items() if name != "CELERY_BROKER_URL"}
+    result = subprocess.run([sys.executable, "-c", script], env=environment, cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, check=True)
     socket = services.redis_socket(settings.FRID_DATA_DIR)
-    assert settings.CELERY_BROKER_URL == f"redis+socket://{socket}"
+    assert result.stdout.strip() == f"redis+socket://{socket}"
 
 
 def test_the_embedded_redis_answers_ping(celery_broker):
@@ -186,12 +191,10 @@ def test_the_embedded_redis_listens_on_no_tcp_port(tmp_path):
 # Celery through the embedded Redis ---------------------------------------------------
 
 
-def test_a_celery_worker_runs_a_task_and_stores_its_result_through_the_embedded_redis(tmp_path):
+def run_a_task_through(broker: str) -> None:
+    """Start a FRID worker on ``broker`` (as CELERY_BROKER_URL names it) and have it run a task."""
     from celery import Celery
 
-    # A Redis of this test's own: a worker on the shared test broker could take another run's tasks.
-    services.start_redis(tmp_path)
-    broker = services.redis_url(tmp_path)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "frid_site", "worker", "--pool", "solo",
          "--queues", "embeddings", "--loglevel", "WARNING"],
@@ -200,7 +203,7 @@ def test_a_celery_worker_runs_a_task_and_stores_its_result_through_the_embedded_
         stdout=subprocess.DEVNULL,
     )
     try:
-        client = Celery("client", broker=broker, backend=broker)
+        client = Celery("client", broker=broker, backend=broker if broker.startswith("redis") else "rpc://")
         client.conf.task_default_queue = "embeddings"
         # A built-in task, so that the test depends on no app's tasks; it returns None. FRID's
         # own tasks keep no results (CELERY_TASK_IGNORE_RESULT): this one asks for its result.
@@ -210,4 +213,21 @@ def test_a_celery_worker_runs_a_task_and_stores_its_result_through_the_embedded_
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+def test_a_celery_worker_runs_a_task_and_stores_its_result_through_the_embedded_redis(tmp_path):
+    # A Redis of this test's own: a worker on the shared test broker could take another run's tasks.
+    services.start_redis(tmp_path)
+    try:
+        run_a_task_through(services.redis_url(tmp_path))
+    finally:
         services.stop_redis(tmp_path)
+
+
+@pytest.mark.parametrize("broker", [
+    f"redis://127.0.0.1:6379/{os.getpid() % 16}",
+    "amqp://guest:guest@127.0.0.1:5672//",
+])
+def test_a_celery_worker_uses_the_broker_server_that_the_variable_names(broker):
+    # The machine's own Redis and RabbitMQ (CI has both): FRID needs neither, but must work with them.
+    run_a_task_through(broker)
