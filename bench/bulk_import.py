@@ -121,16 +121,19 @@ def run(arguments, work: Path) -> None:
     # enrolled. A match is a false acceptance: with N people enrolled, each search is N comparisons.
     engine = FaceEngine(version.embedder())
     searched = accepted = 0
+    threshold = None
     for photo in choose_photos(arguments.faces_dir, arguments.strangers, offset=2):
         image = faces.load_image(photo)
         face = faces.central_face(faces.detect_faces(image), image.shape)
         if face is None:
             continue
         searched += 1
-        accepted += best_match(engine.embed_faces([face])[0].embedding, version).employee is not None
+        match = best_match(engine.embed_faces([face])[0].embedding, version)
+        accepted += match.employee is not None
+        threshold = match.threshold
     print(f"Strangers (first photo of every {EVERY_NTH_PERSON}th person from the 3rd, never enrolled): "
           f"{accepted} of {searched} matched someone of the {summary.photos_enrolled} enrolled "
-          f"(threshold {version.threshold:.3f})")
+          f"(1:N threshold {threshold:.3f}; two-photo threshold {version.threshold:.3f})")
 
 
 if __name__ == "__main__":

@@ -45,9 +45,10 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 FRID_HTTPS = env_bool("FRID_HTTPS", False)
 
-# Browsers treat localhost as a secure context, so Secure cookies work without TLS there too.
-SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
+# Secure cookies only behind TLS: over the plain-HTTP loopback server some clients (and browsers
+# for 127.0.0.1) drop them, and logging in would fail with a CSRF error.
+SESSION_COOKIE_SECURE = FRID_HTTPS
+CSRF_COOKIE_SECURE = FRID_HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -60,7 +61,8 @@ if FRID_HTTPS:
 else:
     # Without TLS the server listens on loopback only: there is nothing to redirect to
     # and HSTS is ignored over plain HTTP, so these two deploy checks cannot apply.
-    SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008"]
+    # The same holds for the Secure flag on the session and CSRF cookies (W012, W016).
+    SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008", "security.W012", "security.W016"]
 
 # Application -----------------------------------------------------------------
 
