@@ -264,8 +264,10 @@ class EmployeeAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         photos = form.cleaned_data.get("photos") or []
-        for photo in photos:
-            enrollment.add_photo(form.instance, photo.data, photo.filename)
+        templates = [enrollment.add_photo(form.instance, photo.data, photo.filename, queue=False) for photo in photos]
+        if templates:
+            # One task for the lot: the worker embeds them in one batch.
+            enrollment.queue_embedding([template.pk for template in templates])
         if photos:
             request.photos_received = len(photos)
             being = "it is" if len(photos) == 1 else "they are"

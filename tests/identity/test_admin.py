@@ -108,7 +108,7 @@ def test_adding_an_employee_with_two_photos_keeps_two_pending_templates(
     assert response.status_code == 302
     assert response.url == change_url(employee)
     assert list(employee.templates.values_list("status", flat=True)) == ["pending", "pending"]
-    assert len(callbacks) == 2  # one embedding task per photo, sent once the upload commits
+    assert len(callbacks) == 1  # one embedding task for both photos, sent once the upload commits
     assert employee.consent_recorded_by == admin_user
     assert "2 photos received: they are being checked. This page shows the results as they come." in messages_of(
         response
