@@ -20,7 +20,8 @@ import django
 
 logger = logging.getLogger("frid_site.runner")
 
-ADDRESS = "127.0.0.1:8000"
+# Where the web server listens; FRID_ADDRESS moves it (tests run FRID beside a running one).
+ADDRESS = os.environ.get("FRID_ADDRESS", "127.0.0.1:8000")
 STOP_TIMEOUT_SECONDS = 30
 POLL_SECONDS = 0.5
 

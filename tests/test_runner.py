@@ -1,0 +1,52 @@
+"""./frid run: everything up on a fresh data directory, the admin answering, all down on Ctrl-C."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_runner_starts_frid_on_a_fresh_machine_and_stops_everything_on_ctrl_c(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    environment.update(FRID_DATA_DIR=str(tmp_path / "var"), FRID_ADDRESS=address, PYTHONUNBUFFERED="1")
+    log = tmp_path / "runner.log"
+    with open(log, "w") as output:
+        runner = subprocess.Popen([sys.executable, "-m", "frid_site.runner"], cwd=PROJECT_ROOT,
+                                  env=environment, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while f"FRID is running at http://{address}/" not in log.read_text():
+            assert runner.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        children = psutil.Process(runner.pid).children(recursive=True)
+        assert len(children) >= 3  # worker, beat, web (and their own children)
+        with urllib.request.urlopen(f"http://{address}/admin/login/", timeout=10) as page:
+            assert page.status == 200
+        text = log.read_text()
+        assert "Imported dlib-resnet-v1" in text
+        assert "Created the superuser 'admin' with password" in text
+        assert (tmp_path / "var" / "models" / "dlib-resnet-v1.keras").is_file()
+    finally:
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(90) == 0, log.read_text()[-3000:]
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert "Stopping the embedded PostgreSQL" in log.read_text()
