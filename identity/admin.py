@@ -130,35 +130,40 @@ class FaceTemplateInline(admin.TabularInline):
 # --- Employees --------------------------------------------------------------------------------
 
 
-class ConsentFilter(admin.SimpleListFilter):
-    title = "biometric consent"
-    parameter_name = "consent"
+class _YesNoFilter(admin.SimpleListFilter):
+    """A filter with two choices: rows that meet ``condition()``, and rows that do not."""
+
+    choices = ("Yes", "No")
+
+    def condition(self):
+        raise NotImplementedError
 
     def lookups(self, request, model_admin):
-        return [("yes", "Recorded"), ("no", "Not recorded")]
+        return [("yes", self.choices[0]), ("no", self.choices[1])]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(consent_recorded_at__isnull=False)
+            return queryset.filter(self.condition())
         if self.value() == "no":
-            return queryset.filter(consent_recorded_at__isnull=True)
+            return queryset.filter(~self.condition())
         return queryset
 
 
-class ReadyTemplateFilter(admin.SimpleListFilter):
+class ConsentFilter(_YesNoFilter):
+    title = "biometric consent"
+    parameter_name = "consent"
+    choices = ("Recorded", "Not recorded")
+
+    def condition(self):
+        return Q(consent_recorded_at__isnull=False)
+
+
+class ReadyTemplateFilter(_YesNoFilter):
     title = "has a ready photo"
     parameter_name = "ready_photo"
 
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request, queryset):
-        ready = Exists(FaceTemplate.objects.filter(employee=OuterRef("pk"), status=READY))
-        if self.value() == "yes":
-            return queryset.filter(ready)
-        if self.value() == "no":
-            return queryset.filter(~ready)
-        return queryset
+    def condition(self):
+        return Exists(FaceTemplate.objects.filter(employee=OuterRef("pk"), status=READY))
 
 
 @admin.register(Employee)
