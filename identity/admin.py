@@ -133,13 +133,13 @@ class FaceTemplateInline(admin.TabularInline):
 class _YesNoFilter(admin.SimpleListFilter):
     """A filter with two choices: rows that meet ``condition()``, and rows that do not."""
 
-    choices = ("Yes", "No")
+    labels = ("Yes", "No")
 
     def condition(self):
         raise NotImplementedError
 
     def lookups(self, request, model_admin):
-        return [("yes", self.choices[0]), ("no", self.choices[1])]
+        return [("yes", self.labels[0]), ("no", self.labels[1])]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -152,7 +152,7 @@ class _YesNoFilter(admin.SimpleListFilter):
 class ConsentFilter(_YesNoFilter):
     title = "biometric consent"
     parameter_name = "consent"
-    choices = ("Recorded", "Not recorded")
+    labels = ("Recorded", "Not recorded")
 
     def condition(self):
         return Q(consent_recorded_at__isnull=False)
