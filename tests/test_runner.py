@@ -21,23 +21,35 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def run_until_ready(environment: dict, log: Path, address: str):
+    """Start the runner and wait until it announces the URL; returns (process, its children)."""
+    with open(log, "w") as output:
+        runner = subprocess.Popen([sys.executable, "-m", "frid_site.runner"], cwd=PROJECT_ROOT,
+                                  env=environment, stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while f"FRID is running at http://{address}/" not in log.read_text():
+        if runner.poll() is not None or time.monotonic() > deadline:
+            stop(runner, log)
+            pytest.fail(f"the runner did not come up:\n{log.read_text()[-3000:]}")
+        time.sleep(1)
+    return runner, psutil.Process(runner.pid).children(recursive=True)
+
+
+def stop(runner: subprocess.Popen, log: Path) -> None:
+    if runner.poll() is None:
+        runner.send_signal(signal.SIGINT)
+    assert runner.wait(90) == 0, log.read_text()[-3000:]
+
+
 @pytest.mark.slow
 def test_the_runner_starts_frid_on_a_fresh_machine_and_stops_everything_on_ctrl_c(tmp_path):
     address = f"127.0.0.1:{free_port()}"
     environment = {name: value for name, value in os.environ.items()
                    if name not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     environment.update(FRID_DATA_DIR=str(tmp_path / "var"), FRID_ADDRESS=address, PYTHONUNBUFFERED="1")
-    log = tmp_path / "runner.log"
-    with open(log, "w") as output:
-        runner = subprocess.Popen([sys.executable, "-m", "frid_site.runner"], cwd=PROJECT_ROOT,
-                                  env=environment, stdout=output, stderr=subprocess.STDOUT)
+    log = tmp_path / "first.log"
+    runner, children = run_until_ready(environment, log, address)
     try:
-        deadline = time.monotonic() + 180
-        while f"FRID is running at http://{address}/" not in log.read_text():
-            assert runner.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(1)
-        children = psutil.Process(runner.pid).children(recursive=True)
         assert len(children) >= 3  # worker, beat, web (and their own children)
         with urllib.request.urlopen(f"http://{address}/admin/login/", timeout=10) as page:
             assert page.status == 200
@@ -46,7 +58,14 @@ def test_the_runner_starts_frid_on_a_fresh_machine_and_stops_everything_on_ctrl_
         assert "Created the superuser 'admin' with password" in text
         assert (tmp_path / "var" / "models" / "dlib-resnet-v1.keras").is_file()
     finally:
-        runner.send_signal(signal.SIGINT)
-        assert runner.wait(90) == 0, log.read_text()[-3000:]
+        stop(runner, log)
     assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
     assert "Stopping the embedded PostgreSQL" in log.read_text()
+
+    # Again on the same data directory: what is there is reused, nothing is made twice.
+    log = tmp_path / "second.log"
+    runner, _ = run_until_ready(environment, log, address)
+    stop(runner, log)
+    text = log.read_text()
+    assert "dlib-resnet-v1 is already imported" in text
+    assert "Created the superuser" not in text
