@@ -93,22 +93,8 @@ def duplicate_warning(template: FaceTemplate) -> str:
     )
 
 
-class FaceTemplateInline(admin.TabularInline):
-    """The employee's templates, read-only; HR can only delete one."""
-
-    model = FaceTemplate
-    fk_name = "employee"
-    extra = 0
-    fields = ("face", "status", "result", "measurements", "duplicate", "model_version", "processed_at")
-    readonly_fields = fields
-    verbose_name = "face photo"
-    verbose_name_plural = "face photos"
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # photos come in through the employee form, checked by add_photo
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("employee", "model_version", "possible_duplicate_of")
+class _TemplateColumns:
+    """The columns a face template shows, on the employee page and in the template list."""
 
     @admin.display(description="face")
     def face(self, template: FaceTemplate) -> str:
@@ -125,6 +111,25 @@ class FaceTemplateInline(admin.TabularInline):
     @admin.display(description="possible duplicate")
     def duplicate(self, template: FaceTemplate) -> str:
         return duplicate_warning(template)
+
+
+class FaceTemplateInline(_TemplateColumns, admin.TabularInline):
+    """The employee's templates, read-only; HR can only delete one."""
+
+    model = FaceTemplate
+    fk_name = "employee"
+    extra = 0
+    fields = ("face", "status", "result", "measurements", "duplicate", "model_version", "processed_at")
+    readonly_fields = fields
+    verbose_name = "face photo"
+    verbose_name_plural = "face photos"
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # photos come in through the employee form, checked by add_photo
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("employee", "model_version", "possible_duplicate_of")
+
 
 
 # --- Employees --------------------------------------------------------------------------------
@@ -345,7 +350,7 @@ class EmployeeAdmin(admin.ModelAdmin):
 
 
 @admin.register(FaceTemplate)
-class FaceTemplateAdmin(admin.ModelAdmin):
+class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
     """Every template, to find the rejected or stuck ones; read-only, no adding (photos come
     through the employee page), and never the embedding."""
 
@@ -392,28 +397,12 @@ class FaceTemplateAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="face")
-    def face(self, template: FaceTemplate) -> str:
-        return face_thumbnail(template)
-
-    @admin.display(description="face")
     def face_large(self, template: FaceTemplate) -> str:
         return face_thumbnail(template, size=150)
 
     @admin.display(description="result")
-    def result(self, template: FaceTemplate) -> str:
-        return outcome(template)
-
-    @admin.display(description="result")
     def short_result(self, template: FaceTemplate) -> str:
         return Truncator(template.reason).chars(90) if template.status == REJECTED else ""
-
-    @admin.display(description="quality")
-    def measurements(self, template: FaceTemplate) -> str:
-        return quality_figures(template)
-
-    @admin.display(description="possible duplicate")
-    def duplicate(self, template: FaceTemplate) -> str:
-        return duplicate_warning(template)
 
     @admin.action(description="Check the selected photos again", permissions=["retry"])
     def retry_templates(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -61,10 +61,6 @@ class FaceTemplateQuerySet(models.QuerySet):
             .order_by("distance")
         )
 
-    def stale_pending(self, older_than):
-        """Pending templates whose task may have been lost (broker down, worker killed)."""
-        return self.filter(status=FaceTemplate.Status.PENDING, queued_at__lt=older_than)
-
 
 def _source_path(template: "FaceTemplate", filename: str) -> str:
     return f"faces/{template.employee_id}/{timezone.now():%Y%m%d%H%M%S}-{filename[-60:]}"
