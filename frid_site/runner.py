@@ -124,7 +124,9 @@ def start_children(children: list[tuple[str, subprocess.Popen]]) -> None:
                    "--queues", "embeddings,training", "--concurrency", "1",
                    "--hostname", "frid@%h", "--loglevel", "INFO"],
         "beat": [python, "-m", "celery", "-A", "frid_site", "beat", "--loglevel", "INFO"],
-        "web": [python, "manage.py", "runserver", "--noreload", ADDRESS],
+        # A production server (two processes for two cores); WhiteNoise serves the static files.
+        "web": [python, "-m", "gunicorn", "frid_site.wsgi", "--bind", ADDRESS, "--workers", "2",
+                "--timeout", "120", "--access-logfile", "-"],
     }
     for name, command in commands.items():
         # A group of its own: the terminal's Ctrl-C reaches only the runner, which stops each child in order.
