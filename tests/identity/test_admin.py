@@ -6,10 +6,13 @@ test runs the worker's code (enrollment.process_templates) itself.
 
 import io
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import numpy
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
@@ -520,3 +523,13 @@ def test_the_face_template_list_filters_by_status_and_searches_by_employee(admin
 
     assert listed("?status__exact=rejected") == ["Bo"]
     assert listed("?q=E2") == ["Cy"]
+
+
+def test_the_web_code_never_loads_tensorflow():
+    # Web processes stay small and start fast: only workers and commands load the network.
+    script = (
+        "import sys, django; django.setup(); import frid_site.urls, frid_site.wsgi, identity.admin, "
+        "identity.admin_imports, identity.views; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=settings.BASE_DIR, check=True)
