@@ -11,6 +11,7 @@ from frid_site import services
 from frid_site.env import (
     env_bool,
     env_database,
+    env_float,
     env_int,
     env_list,
     env_path,
@@ -75,6 +76,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "pgvector.django",
     "identity",
     "training",
@@ -157,8 +160,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
+# Three queues, so that nothing delays a kiosk: "verify" (live checks; a worker that runs nothing
+# else and keeps the network loaded), "embeddings" (single enrollment photos) and "bulk" (zip
+# imports, re-embedding), the last two on a worker at lower CPU priority. "training" is for the
+# fine-tuning runs of the next issue (GPU hosts).
 CELERY_TASK_DEFAULT_QUEUE = "embeddings"
-CELERY_TASK_ROUTES = {"training.tasks.train*": {"queue": "training"}}
+CELERY_TASK_ROUTES = {
+    "identity.tasks.embed_frames": {"queue": "verify"},
+    "identity.tasks.run_bulk_import": {"queue": "bulk"},
+    "training.tasks.train*": {"queue": "training"},
+}
 # A task that dies with its worker runs again instead of being lost; one task at a time each.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -174,13 +185,55 @@ CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10
 CELERY_BEAT_SCHEDULE: dict = {
     # Photos whose task was lost (broker down at upload, worker killed) are queued again.
     "requeue-pending-templates": {"task": "identity.tasks.requeue_pending_templates", "schedule": 60.0},
+    # Captured frames older than FRID_CAPTURE_RETENTION_DAYS are deleted; attempts stay.
+    "purge-expired-captures": {"task": "identity.tasks.purge_expired_captures", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(FRID_DATA_DIR / "celerybeat-schedule")
+
+# Verification and attendance -------------------------------------------------
+
+# A kiosk waits this long for the verify worker, then answers "verification is busy, try again".
+FRID_VERIFY_TIMEOUT_SECONDS = env_float("FRID_VERIFY_TIMEOUT_SECONDS", 5.0)
+# Captured frames of attempts are purged after this many days; the attempt rows stay.
+FRID_CAPTURE_RETENTION_DAYS = env_int("FRID_CAPTURE_RETENTION_DAYS", 30)
+# The same check (employee, direction) again within this many minutes records no new event.
+FRID_REPEAT_CHECK_MINUTES = env_int("FRID_REPEAT_CHECK_MINUTES", 5)
+# Arrivals after the workday start plus the grace period are late.
+FRID_WORKDAY_START = env_str("FRID_WORKDAY_START", "09:00")
+FRID_LATE_GRACE_MINUTES = env_int("FRID_LATE_GRACE_MINUTES", 10)
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # "Authorization: Token kiosk_..." is a kiosk; any other token is a user's (DRF authtoken).
+        "identity.api.authentication.KioskTokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    # ?format=csv is the attendance report's CSV; "format" stays free for that.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FRID API",
+    "DESCRIPTION": "Face re-identification for organisations: enrollment, verification, attendance.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # Internationalization --------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Attendance days and times are shown, and reported, in this zone.
+FRID_TIME_ZONE = env_str("FRID_TIME_ZONE", "UTC")
+TIME_ZONE = FRID_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 

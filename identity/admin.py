@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from identity import enrollment, views
+from identity import enrollment, tasks, views
 from identity.forms import EmployeeForm
 from identity.models import Employee, FaceTemplate
 
@@ -274,10 +274,10 @@ class EmployeeAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         photos = form.cleaned_data.get("photos") or []
-        templates = [enrollment.add_photo(form.instance, photo.data, photo.filename, queue=False) for photo in photos]
+        templates = [enrollment.add_photo(form.instance, photo.data, photo.filename) for photo in photos]
         if templates:
             # One task for the lot: the worker embeds them in one batch.
-            enrollment.queue_embedding([template.pk for template in templates])
+            tasks.queue_embedding([template.pk for template in templates])
         if photos:
             request.photos_received = len(photos)
             being = "it is" if len(photos) == 1 else "they are"
@@ -342,7 +342,7 @@ class EmployeeAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check the rejected photos of the selected employees again", permissions=["change"])
     def retry_rejected_photos(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = enrollment.retry(FaceTemplate.objects.filter(employee__in=queryset, status=REJECTED))
+        count = tasks.retry_templates(FaceTemplate.objects.filter(employee__in=queryset, status=REJECTED))
         self.message_user(request, f"{plural(count, 'rejected photo')} sent to be checked again.")
 
 
@@ -406,7 +406,7 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
 
     @admin.action(description="Check the selected photos again", permissions=["retry"])
     def retry_templates(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = enrollment.retry(queryset)
+        count = tasks.retry_templates(queryset)
         ready = queryset.filter(status=READY).count()
         note = f" {plural(ready, 'ready photo was', 'ready photos were')} left as they are." if ready else ""
         self.message_user(request, f"{plural(count, 'photo')} sent to be checked again.{note}")

@@ -17,15 +17,11 @@ from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
-from identity import bulk_import
+from identity import bulk_import, tasks
 from identity.models import BulkImport
 
 logger = logging.getLogger(__name__)
 
-BROKER_DOWN_ERROR = (
-    "The import could not be started: the background task queue could not be reached. "
-    "Upload the zip again once the worker is running."
-)
 
 
 class BulkImportForm(forms.ModelForm):
@@ -116,27 +112,12 @@ class BulkImportAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: BulkImport, form, change: bool) -> None:
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        transaction.on_commit(lambda: queue_import(obj.pk))
+        tasks.queue_bulk_import(obj.pk)
 
     def response_add(self, request, obj, post_url_continue=None):
         # Straight to the progress page: there is nothing more to fill in.
         self.message_user(request, "The zip was uploaded; its photos are being imported.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:identity_bulkimport_change", args=[obj.pk]))
-
-
-def queue_import(import_id: int) -> bool:
-    """Send the import to the worker; when the broker is down, mark it failed in plain words."""
-    from identity.tasks import run_bulk_import
-
-    try:
-        run_bulk_import.apply_async(args=[import_id], retry=False)
-    except Exception as error:  # any broker failure
-        logger.warning("could not queue bulk import %s, the broker is unreachable: %s", import_id, error)
-        BulkImport.objects.filter(pk=import_id, status=BulkImport.Status.QUEUED).update(
-            status=BulkImport.Status.FAILED, error=BROKER_DOWN_ERROR
-        )
-        return False
-    return True
 
 
 def progress_document(bulk: BulkImport) -> dict:

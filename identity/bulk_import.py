@@ -300,7 +300,7 @@ class _Importer:
         if problem:
             return self._unreadable(entry, problem)
         try:
-            return enrollment.add_photo(employee, data, entry.path.name, queue=False)
+            return enrollment.add_photo(employee, data, entry.path.name)
         except ValidationError as error:
             return self._unreadable(entry, " ".join(error.messages))
 
@@ -546,6 +546,19 @@ def _counts(summary: ImportSummary) -> dict[str, int]:
         "rejected_photos": summary.photos_not_enrolled,
         "employees_created": summary.employees_created,
     }
+
+
+BROKER_DOWN_ERROR = (
+    "The import could not be started: the background task queue could not be reached. "
+    "Upload the zip again once the worker is running."
+)
+
+
+def mark_broker_down(import_id: int) -> None:
+    """The import's task could not be sent: a queued import fails, saying so."""
+    BulkImport.objects.filter(pk=import_id, status=BulkImport.Status.QUEUED).update(
+        status=BulkImport.Status.FAILED, error=BROKER_DOWN_ERROR, finished_at=timezone.now()
+    )
 
 
 def _fail(bulk: BulkImport, error: str) -> None:

@@ -1,4 +1,9 @@
-"""Face search in pgvector and the open-set decision: who is this, or nobody we know."""
+"""Face search in pgvector and the open-set decision: who is this, or nobody we know.
+
+The one place where a face is compared with the enrolled ones: verification (1:N at a kiosk, 1:1
+on a personal device) and enrollment's duplicate warnings both come here. Only embeddings of the
+same model version are ever compared.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ from identity.models import Employee, FaceTemplate
 from training.models import ModelVersion
 from training.verification import decide
 
+# Templates fetched per search to find the two nearest distinct employees (an employee has a few
+# templates at most, so this many always holds two of them when the gallery does).
+NEAREST_TEMPLATES = 20
+
 
 @dataclass(frozen=True)
 class Match:
@@ -15,17 +24,59 @@ class Match:
     nearest: Employee | None
     distance: float | None
     threshold: float
+    second_distance: float | None = None  # the second-nearest employee's
+    margin: float | None = None
+    gallery_size: int = 0  # templates searched
 
 
-def best_match(embedding, version: ModelVersion) -> Match:
+def nearest_employees(embedding, templates, count: int = 2) -> list[tuple[Employee, float]]:
+    """The ``count`` nearest distinct employees among ``templates`` (searchable ones), with the
+    distance to each one's nearest template, nearest first."""
+    found: dict[int, tuple[Employee, float]] = {}
+    for template in templates.select_related("employee")[:NEAREST_TEMPLATES]:
+        found.setdefault(template.employee_id, (template.employee, template.distance))
+        if len(found) == count:
+            break
+    return list(found.values())
+
+
+def best_match(embedding, version: ModelVersion, *, exclude_employee: int | None = None,
+               margin: float | None = None) -> Match:
     """The nearest ready template of an active employee under ``version``, decided against the
     version's threshold for a gallery of this size (ModelVersion.threshold_for_gallery: the more
-    faces enrolled, the stricter, so strangers stay unknown). Only embeddings of the same version
-    are ever compared."""
-    templates = FaceTemplate.objects.searchable(version)
-    threshold = version.threshold_for_gallery(templates.count())
-    nearest = templates.nearest(embedding, version).select_related("employee").first()
-    if nearest is None:
-        return Match(None, None, None, threshold)
-    accepted = decide(nearest.distance, threshold)
-    return Match(nearest.employee if accepted else None, nearest.employee, nearest.distance, threshold)
+    faces enrolled, the stricter, so strangers stay unknown). With ``margin``, the nearest
+    employee must also be nearer than the second-nearest by at least that much."""
+    searchable = FaceTemplate.objects.searchable(version)
+    if exclude_employee is not None:
+        searchable = searchable.exclude(employee_id=exclude_employee)
+    size = searchable.count()
+    threshold = version.threshold_for_gallery(size)
+    nearest = nearest_employees(embedding, searchable.nearest(embedding, version))
+    if not nearest:
+        return Match(None, None, None, threshold, margin=margin, gallery_size=size)
+    (employee, distance), second = nearest[0], (nearest[1][1] if len(nearest) > 1 else None)
+    accepted = decide(distance, threshold) and (
+        margin is None or second is None or second - distance >= margin
+    )
+    return Match(employee if accepted else None, employee, distance, threshold, second, margin, size)
+
+
+def identify(embedding, version: ModelVersion, *, margin: float) -> Match:
+    """Open-set identification at a kiosk (1:N) with the margin rule."""
+    return best_match(embedding, version, margin=margin)
+
+
+def verify_claim(embedding, claimed: Employee, version: ModelVersion) -> Match:
+    """1:1: is this the claimed employee? Within the version's one-to-one threshold of one of the
+    claimed employee's templates, and no other employee nearer."""
+    searchable = FaceTemplate.objects.searchable(version)
+    size = searchable.filter(employee=claimed).count()
+    own = searchable.filter(employee=claimed).nearest(embedding, version).first()
+    if own is None:
+        return Match(None, None, None, version.threshold, gallery_size=size)
+    nearest = nearest_employees(embedding, searchable.nearest(embedding, version), count=1)
+    other_nearer = bool(nearest) and nearest[0][0].pk != claimed.pk and nearest[0][1] < own.distance
+    accepted = decide(own.distance, version.threshold) and not other_nearer
+    second = nearest[0][1] if other_nearer else None
+    return Match(claimed if accepted else None, nearest[0][0] if nearest else claimed, own.distance,
+                 version.threshold, second, None, size)

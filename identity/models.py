@@ -1,6 +1,11 @@
-"""People and their faces: employees and the face templates they are recognised by."""
+"""People and their faces (employees, face templates), the kiosks they verify at, the audit of
+every verification attempt, and the attendance events verified attempts become."""
 
 from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -33,6 +38,11 @@ class Employee(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="employee",
+        help_text="The account this employee logs in with to check in on their own device and see "
+                  "their attendance.",
+    )
 
     objects = EmployeeQuerySet.as_manager()
 
@@ -147,6 +157,179 @@ class BulkImport(models.Model):
     @property
     def percent_done(self) -> int:
         return round(100 * self.processed_photos / self.total_photos) if self.total_photos else 0
+
+
+class KioskQuerySet(models.QuerySet):
+    def for_token(self, token: str) -> "Kiosk | None":
+        """The kiosk (enabled or not) whose secret token this is, or None."""
+        return self.filter(token_hash=Kiosk.hash_token(token)).first()
+
+
+class Kiosk(models.Model):
+    """A shared device at an entrance. It authenticates with a secret token, shown once when the
+    kiosk is registered; only the token's SHA-256 is stored."""
+
+    TOKEN_PREFIX = "kiosk_"
+
+    name = models.CharField(max_length=100, unique=True)
+    location = models.CharField(max_length=200, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(default=True, help_text="A disabled kiosk's token is refused at once.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    objects = KioskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def new_token(self) -> str:
+        """Give the kiosk a new secret token and return it (the caller shows it once, then it is gone).
+        The kiosk is not saved."""
+        token = self.TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.token_hash = self.hash_token(token)
+        return token
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Refuses bulk updates and deletes in Python too; the database trigger is what guarantees it."""
+
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} rows are append-only: they are never changed.")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} rows are append-only: they are never deleted.")
+
+
+class VerificationAttemptQuerySet(AppendOnlyQuerySet):
+    def failed_recently(self, since: timedelta, **subject):
+        """Attempts not verified within ``since`` for one subject (claimed_employee, user or kiosk)."""
+        return self.filter(created_at__gte=timezone.now() - since, **subject).exclude(
+            decision=VerificationAttempt.Decision.VERIFIED
+        )
+
+
+# An attempt keeps who and what it was about even after that row is gone (an employee deleted on
+# erasure, a user removed): its foreign keys have no database constraint and are never cascaded,
+# since the trigger refuses any change to the row.
+def _audit_link(model, **options):
+    return models.ForeignKey(
+        model, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, **options
+    )
+
+
+class VerificationAttempt(models.Model):
+    """One verification attempt, successful or not. Append-only: a trigger in the database refuses
+    UPDATE and DELETE (migration identity 0003), and the admin and API only read."""
+
+    class Mode(models.TextChoices):
+        KIOSK = "kiosk", "kiosk (1:N)"
+        PERSONAL = "personal", "personal (1:1)"
+
+    class Decision(models.TextChoices):
+        VERIFIED = "verified", "verified"
+        NOT_RECOGNISED = "not_recognised", "not recognised"
+        REJECTED = "rejected", "rejected (unusable frames)"
+        REFUSED = "refused", "refused (bad request)"
+        BUSY = "busy", "verification busy"
+
+    class Direction(models.TextChoices):
+        IN = "in", "check-in"
+        OUT = "out", "check-out"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    kiosk = _audit_link(Kiosk, related_name="attempts")
+    user = _audit_link(settings.AUTH_USER_MODEL, related_name="+")
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    claimed_employee = _audit_link(Employee, related_name="+")
+    matched_employee = _audit_link(Employee, related_name="+")
+    nearest_employee = _audit_link(Employee, related_name="+")
+    distance = models.FloatField(null=True, blank=True, help_text="To the nearest (or claimed) employee.")
+    second_distance = models.FloatField(null=True, blank=True, help_text="To the second-nearest employee.")
+    threshold = models.FloatField(null=True, blank=True)
+    margin = models.FloatField(null=True, blank=True, help_text="The margin the second-nearest had to keep.")
+    gallery_size = models.PositiveIntegerField(null=True, blank=True)
+    model_version = _audit_link("training.ModelVersion", related_name="+")
+    decision = models.CharField(max_length=20, choices=Decision.choices, db_index=True)
+    reason = models.TextField(blank=True)
+    direction = models.CharField(max_length=3, choices=Direction.choices, blank=True)
+    frames = models.PositiveSmallIntegerField(default=0)
+    quality = models.JSONField(default=list, blank=True, help_text="Per frame: faces found and quality figures.")
+    http_status = models.PositiveSmallIntegerField(default=200)
+    latency_ms = models.FloatField(null=True, blank=True)
+
+    objects = VerificationAttemptQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("view_attemptcapture_image", "Can view the captured frames of attempts")]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.pk}: {self.get_decision_display()}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise TypeError("Verification attempts are append-only: they are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Verification attempts are append-only: they are never deleted.")
+
+
+class AttemptCaptureQuerySet(models.QuerySet):
+    def expired(self, now=None):
+        days = settings.FRID_CAPTURE_RETENTION_DAYS
+        return self.filter(created_at__lt=(now or timezone.now()) - timedelta(days=days))
+
+
+class AttemptCapture(models.Model):
+    """A frame captured during an attempt: personal data, kept apart from the audit record and
+    purged after FRID_CAPTURE_RETENTION_DAYS (the only part of an attempt ever deleted)."""
+
+    attempt = models.ForeignKey(VerificationAttempt, on_delete=models.DO_NOTHING, related_name="captures")
+    index = models.PositiveSmallIntegerField()
+    image = models.BinaryField()
+    content_type = models.CharField(max_length=50, default="image/jpeg")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AttemptCaptureQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["attempt", "index"]
+        constraints = [models.UniqueConstraint(fields=["attempt", "index"], name="one_capture_per_frame")]
+
+    def __str__(self) -> str:
+        return f"Frame {self.index + 1} of attempt {self.attempt_id}"
+
+
+class AttendanceEvent(models.Model):
+    """A check-in or check-out, made from a verified attempt."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="attendance_events")
+    direction = models.CharField(max_length=3, choices=VerificationAttempt.Direction.choices)
+    occurred_at = models.DateTimeField(db_index=True)
+    attempt = models.OneToOneField(
+        VerificationAttempt, on_delete=models.DO_NOTHING, db_constraint=False, related_name="event"
+    )
+    kiosk = models.ForeignKey(Kiosk, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["employee", "occurred_at"], name="attendance_employee_time")]
+
+    def __str__(self) -> str:
+        return f"{self.employee.name} {self.get_direction_display()} {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 @receiver(post_delete, sender=FaceTemplate)

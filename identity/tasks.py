@@ -1,15 +1,33 @@
-"""Background work of the identity app (queue "embeddings")."""
+"""Every Celery task of the identity app, and every send.
 
+Queues (settings.CELERY_TASK_ROUTES): "verify" for live checks (a worker that runs nothing else and
+keeps the network loaded), "embeddings" for single enrollment photos, "bulk" for zip imports; the
+last two are served by a worker at lower CPU priority, so bulk work never delays a kiosk.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
 from datetime import timedelta
 
 from celery import shared_task
-from celery.signals import worker_ready
-from django.db import InterfaceError, OperationalError
+from celery.exceptions import TimeoutError as CeleryTimeout
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 
-from identity import enrollment
+from identity import enrollment, verification
+from identity.models import AttemptCapture, FaceTemplate
+
+logger = logging.getLogger(__name__)
 
 # A pending template whose task has not run after this long is queued again.
 REQUEUE_AFTER = timedelta(minutes=2)
+VERIFY_QUEUE = "verify"
+
+
+# --- Enrollment ---------------------------------------------------------------------------------
 
 
 @shared_task(
@@ -25,17 +43,49 @@ def embed_templates(template_ids: list[int]) -> dict:
     return {"processed": [template.pk for template in templates]}
 
 
+def queue_embedding(template_ids: list[int]) -> None:
+    """Queue the templates' task once the current transaction has committed."""
+    transaction.on_commit(lambda: _send_embedding(template_ids))
+
+
+def _send_embedding(template_ids: list[int]) -> bool:
+    try:
+        embed_templates.apply_async(args=[template_ids], retry=False)
+    except Exception as error:  # any broker failure: the templates stay pending, requeue_pending retries
+        logger.warning("could not queue templates %s, the broker is unreachable: %s", template_ids, error)
+        enrollment.mark_waiting_for_broker(template_ids)
+        return False
+    return True
+
+
+def add_photo(employee, data: bytes, filename: str) -> FaceTemplate:
+    """An uploaded photo kept as a pending template, its embedding queued (admin, API)."""
+    template = enrollment.add_photo(employee, data, filename)
+    queue_embedding([template.pk])
+    return template
+
+
+def retry_templates(templates) -> int:
+    """Send rejected (or stuck) templates through processing again."""
+    template_ids = [template.pk for template in templates]
+    updated = enrollment.mark_for_retry(template_ids)
+    queue_embedding(template_ids)
+    return updated
+
+
 @shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=5, max_retries=8,
              soft_time_limit=60, time_limit=90)
 def requeue_pending_templates(older_than_seconds: float = REQUEUE_AFTER.total_seconds()) -> int:
-    return enrollment.requeue_pending(older_than=timedelta(seconds=older_than_seconds))
+    """Queue again the pending templates whose task was lost (broker down, worker killed)."""
+    template_ids = enrollment.claim_pending_for_requeue(timedelta(seconds=older_than_seconds))
+    for start in range(0, len(template_ids), 32):
+        batch = template_ids[start:start + 32]
+        if _send_embedding(batch):
+            enrollment.clear_broker_reason(batch)
+    return len(template_ids)
 
 
-@worker_ready.connect
-def _requeue_after_a_restart(sender=None, **kwargs):
-    # A worker killed mid-task leaves its message unacknowledged until the broker's visibility
-    # timeout (hours); queue every pending template again now. Processing is idempotent.
-    requeue_pending_templates.delay(0)
+# --- Bulk imports -------------------------------------------------------------------------------
 
 
 @shared_task(
@@ -47,3 +97,127 @@ def run_bulk_import(import_id: int) -> None:
     from identity import bulk_import
 
     bulk_import.run_archive_import(import_id)
+
+
+def queue_bulk_import(import_id: int) -> None:
+    """Send the import to a bulk worker once the upload commits."""
+    transaction.on_commit(lambda: send_bulk_import(import_id))
+
+
+def send_bulk_import(import_id: int) -> bool:
+    """Send the import now; when the broker is down, it is marked failed in plain words."""
+    from identity import bulk_import
+
+    try:
+        run_bulk_import.apply_async(args=[import_id], retry=False)
+    except Exception as error:  # any broker failure
+        logger.warning("could not queue bulk import %s, the broker is unreachable: %s", import_id, error)
+        bulk_import.mark_broker_down(import_id)
+        return False
+    return True
+
+
+# --- Verification -------------------------------------------------------------------------------
+
+
+class VerificationBusy(Exception):
+    """No verify worker answered in time (or the broker is down)."""
+
+
+@shared_task(
+    acks_late=False,  # a late answer is worthless: never redelivered,
+    max_retries=0,  # never retried,
+    ignore_result=False,  # and the web process waits for this result
+    soft_time_limit=20,
+    time_limit=30,
+)
+def embed_frames(frames: list[str]) -> dict:
+    """Faces and embeddings of a live check's frames (base64 JPEG/PNG), by the active version."""
+    from training.models import ModelVersion
+
+    try:
+        version = ModelVersion.objects.active()
+    except ModelVersion.DoesNotExist:
+        return {"version": None, "frames": []}
+    analyses = version.engine(live=True).analyse_photos([base64.b64decode(frame) for frame in frames])
+    return {"version": version.pk, "frames": [analysis.as_json() for analysis in analyses]}
+
+
+def verify(check: verification.Check) -> verification.Outcome:
+    """Verify a check end to end: validate, embed on a verify worker, decide, audit."""
+    try:
+        claimed = verification.check_request(check, settings.FRID_MAX_UPLOAD_BYTES)
+    except verification.Refusal as refusal:
+        return verification.refuse(check, refusal)
+    try:
+        answer = _embed_on_a_verify_worker(check.frames)
+    except VerificationBusy:
+        return verification.busy(check, claimed)
+    frames = [verification.FrameResult.from_json(frame) for frame in answer["frames"]]
+    return verification.decide(check, claimed, frames, answer["version"])
+
+
+def _embed_on_a_verify_worker(frames: list[bytes]) -> dict:
+    timeout = settings.FRID_VERIFY_TIMEOUT_SECONDS
+    encoded = [base64.b64encode(frame).decode("ascii") for frame in frames]
+    try:
+        # Expires with the wait: a worker that takes it up later throws it away.
+        result = embed_frames.apply_async(args=[encoded], queue=VERIFY_QUEUE, expires=timeout, retry=False)
+    except Exception as error:  # the broker is unreachable
+        logger.warning("could not send a verification to the broker: %s", error)
+        raise VerificationBusy() from error
+    try:
+        return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+    except CeleryTimeout as error:
+        raise VerificationBusy() from error
+    except Exception as error:  # the worker failed, or the result backend is unreachable
+        logger.warning("a verification failed on the worker: %r", error)
+        raise VerificationBusy() from error
+    finally:
+        result.forget()
+
+
+# A verify worker loads the network in its pool process, after the fork (TensorFlow is not
+# fork-safe once initialised), and runs one check on a blank frame so the first kiosk is not slow.
+_warm_up_after_fork = False
+
+
+@celeryd_after_setup.connect
+def _note_verify_worker(sender=None, instance=None, **kwargs):
+    global _warm_up_after_fork
+    queues = instance.app.amqp.queues.consume_from or {} if instance is not None else {}
+    _warm_up_after_fork = VERIFY_QUEUE in queues
+
+
+@worker_process_init.connect
+def _warm_up(**kwargs):
+    if not _warm_up_after_fork:
+        return
+    try:
+        from training.models import ModelVersion
+
+        ModelVersion.objects.active().engine(live=True).warm_up()
+    except Exception:  # no model yet, or no database: the first check loads it instead
+        logger.exception("Could not load the network ahead of the first verification")
+    finally:
+        from django.db import connections
+
+        connections.close_all()  # never share a connection opened before a later fork
+
+
+# --- Periodic jobs ------------------------------------------------------------------------------
+
+
+@shared_task(soft_time_limit=10 * 60, time_limit=11 * 60)
+def purge_expired_captures() -> int:
+    """Delete captured frames older than FRID_CAPTURE_RETENTION_DAYS; the attempts stay."""
+    deleted, _ = AttemptCapture.objects.expired().delete()
+    return deleted
+
+
+@worker_ready.connect
+def _requeue_after_a_restart(sender=None, **kwargs):
+    # A worker killed mid-task leaves its message unacknowledged until the broker's visibility
+    # timeout (hours); queue every pending template again now. Processing is idempotent.
+    if not _warm_up_after_fork:
+        requeue_pending_templates.delay(0)

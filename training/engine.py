@@ -1,8 +1,9 @@
-"""The face engine: photo -> faces -> aligned chips -> embeddings.
+"""The face engine: photo -> faces -> quality -> aligned chips -> embeddings.
 
 ``training.faces`` finds and aligns faces (dlib, Pillow); ``training.embedder`` runs the
-network (TensorFlow). This module joins them for one photo (enrollment, verification) and for
-many files at once (evaluation, bulk import), batching the network calls.
+network (TensorFlow). This module joins them: ``analyse_photos`` is the one road from uploaded
+photos to usable faces and their embeddings (enrollment, bulk import and live verification all
+take it), ``embed_files`` the one for labelled files (evaluation), both batching the network calls.
 """
 
 from __future__ import annotations
@@ -11,15 +12,63 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy
 
 from training import faces
-from training.embedder import Embedder
+
+if TYPE_CHECKING:  # the embedder imports TensorFlow; whoever builds an engine has loaded it
+    from training.embedder import Embedder
 
 logger = logging.getLogger(__name__)
 
 NO_FACE_POLICIES = ("fail", "center")
+
+NO_FACE_REASON = (
+    "No face was found in this photo. Use a photo where the face is clearly visible, facing the "
+    "camera, in good light."
+)
+NO_LIVE_FACE_REASON = "No face found. Come closer and face the camera, in good light."
+SEVERAL_FACES_REASON = (
+    "This photo shows {count} faces. Use a photo of the person alone, or crop the others out."
+)
+SEVERAL_LIVE_FACES_REASON = "{count} faces are in view. One person at a time, please: step up alone."
+# In a live frame, faces narrower than this share of the largest one are people passing behind,
+# not a second person at the camera.
+BYSTANDER_SHARE = 0.6
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoAnalysis:
+    """One photo: every face found, and the one usable face with its embedding, or why there is
+    none (``problem``, in plain words with what to do)."""
+
+    faces: list[faces.Face]
+    face: faces.Face | None = None
+    embedding: numpy.ndarray | None = None
+    problem: str = ""
+
+    def as_json(self) -> dict:
+        face = self.face or (self.faces[0] if len(self.faces) == 1 else None)
+        return {
+            "faces": len(self.faces),
+            "problem": self.problem,
+            "embedding": None if self.embedding is None else [float(value) for value in self.embedding],
+            "quality": None if face is None else quality_figures(face.quality),
+            "box": None if face is None else [int(value) for value in face.box],
+        }
+
+
+def quality_figures(quality: faces.Quality) -> dict:
+    return {
+        "face_size": quality.face_size,
+        "sharpness": round(quality.sharpness, 1),
+        "brightness": round(quality.brightness, 1),
+        "yaw": round(quality.yaw, 1),
+        "pitch": round(quality.pitch, 1),
+        "roll": round(quality.roll, 1),
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,9 +91,57 @@ class FileEmbeddings:
 
 
 class FaceEngine:
-    def __init__(self, embedder: Embedder, use_cnn_fallback: bool = True):
+    """``live``: frames from a camera at a kiosk. Only dlib's HOG detector runs (the CNN fallback
+    costs over a second), and faces much smaller than the nearest one are ignored as bystanders."""
+
+    def __init__(self, embedder: Embedder, use_cnn_fallback: bool = True, live: bool = False):
         self.embedder = embedder
-        self.use_cnn_fallback = use_cnn_fallback
+        self.live = live
+        self.use_cnn_fallback = use_cnn_fallback and not live
+
+    def analyse_photos(self, photos: Sequence[bytes]) -> list[PhotoAnalysis]:
+        """Decode each photo, find its one face, check its quality, and embed the usable faces in
+        one batch. Problems (unreadable, no face, several faces, poor quality) never raise."""
+        found = [self._single_usable_face(data) for data in photos]
+        usable = [analysis for analysis in found if analysis.face is not None]
+        if not usable:
+            return found
+        embeddings = iter(self.embedder.embed(numpy.stack([analysis.face.chip for analysis in usable])))
+        return [
+            PhotoAnalysis(analysis.faces, analysis.face, next(embeddings)) if analysis.face is not None else analysis
+            for analysis in found
+        ]
+
+    def warm_up(self) -> None:
+        """Load the detectors and the network, and run each once (a worker does this before its
+        first live check)."""
+        blank = numpy.zeros((480, 640, 3), dtype=numpy.uint8)
+        faces.detect_faces(blank, use_cnn_fallback=False)
+        self.embedder.embed(numpy.zeros((1, faces.CHIP_SIZE, faces.CHIP_SIZE, 3), dtype=numpy.uint8))
+
+    def _single_usable_face(self, data: bytes) -> PhotoAnalysis:
+        try:
+            image = faces.decode_image(data)
+        except faces.ImageError as error:
+            return PhotoAnalysis([], problem=str(error))
+        found = faces.detect_faces(image, use_cnn_fallback=self.use_cnn_fallback)
+        considered = self._at_the_camera(found) if self.live else found
+        if not considered:
+            return PhotoAnalysis(found, problem=NO_LIVE_FACE_REASON if self.live else NO_FACE_REASON)
+        if len(considered) > 1:
+            reason = SEVERAL_LIVE_FACES_REASON if self.live else SEVERAL_FACES_REASON
+            return PhotoAnalysis(found, problem=reason.format(count=len(considered)))
+        problems = faces.assess(considered[0])
+        if problems:
+            return PhotoAnalysis(found, problem=" ".join(problems))
+        return PhotoAnalysis(found, considered[0])
+
+    @staticmethod
+    def _at_the_camera(found: Sequence[faces.Face]) -> list[faces.Face]:
+        if not found:
+            return []
+        widest = max(face.box[2] - face.box[0] for face in found)
+        return [face for face in found if face.box[2] - face.box[0] >= BYSTANDER_SHARE * widest]
 
     def embed_photo(self, data: bytes) -> list[EmbeddedFace]:
         """Every face in an uploaded photo with its embedding. Raises faces.ImageError."""

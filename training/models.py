@@ -98,3 +98,10 @@ class ModelVersion(models.Model):
         from training.embedder import cached_embedder
 
         return cached_embedder(str(self.path), self.mirror)
+
+    def engine(self, live: bool = False):
+        """The face engine (detection, alignment, quality, this version's network); ``live`` for
+        camera frames at a kiosk (training.engine.FaceEngine)."""
+        from training.engine import FaceEngine
+
+        return FaceEngine(self.embedder(), live=live)

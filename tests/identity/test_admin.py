@@ -23,6 +23,7 @@ from django.utils.html import escape
 from PIL import Image
 
 from identity import enrollment
+from training import engine
 from identity.forms import CONSENT_REQUIRED_MESSAGE
 from identity.models import Employee, FaceTemplate
 
@@ -170,7 +171,7 @@ def test_a_photo_with_two_faces_and_a_file_that_is_no_image_are_rejected_with_th
     page = admin_client.get(change_url(employee)).content.decode()
 
     assert sorted(employee.templates.values_list("status", flat=True)) == ["rejected", "rejected"]
-    assert enrollment.SEVERAL_FACES_REASON.format(count=2) in page
+    assert engine.SEVERAL_FACES_REASON.format(count=2) in page
     assert "This file is not a photo, or not in a format we can read. Upload a JPEG or PNG photo." in page
 
 

@@ -179,11 +179,11 @@ def test_it_marks_the_import_failed_when_the_broker_is_down(monkeypatch, db):
     monkeypatch.setattr(tasks.run_bulk_import, "apply_async", unreachable)
     bulk = BulkImport.objects.create(archive="imports/x.zip")
 
-    assert admin_imports.queue_import(bulk.pk) is False
+    assert tasks.send_bulk_import(bulk.pk) is False
 
     bulk.refresh_from_db()
     assert bulk.status == BulkImport.Status.FAILED
-    assert bulk.error == admin_imports.BROKER_DOWN_ERROR
+    assert bulk.error == bulk_import.BROKER_DOWN_ERROR
 
 
 def test_the_import_list_offers_an_import_from_a_zip_page_with_a_consent_checkbox(admin_client, db):

@@ -7,8 +7,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from PIL import Image
 
-from identity import enrollment
+from identity import enrollment, tasks
 from identity.models import Employee, FaceTemplate
+from training import engine
 from training.engine import FaceEngine
 from training.models import ModelVersion
 
@@ -38,7 +39,7 @@ def employee():
 def enroll(employee, data, django_capture_on_commit_callbacks, filename="photo.jpg") -> FaceTemplate:
     # The task is not sent here: each test runs the worker's code itself.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        template = enrollment.add_photo(employee, data, filename)
+        template = tasks.add_photo(employee, data, filename)
     assert len(callbacks) == 1  # the embedding task is queued once the upload commits
     enrollment.process_templates([template.pk])
     template.refresh_from_db()
@@ -66,7 +67,7 @@ def test_a_photo_without_a_face_is_rejected_with_what_to_do(
     gradient = numpy.tile(numpy.linspace(0, 255, 300, dtype=numpy.uint8), (300, 1))
     template = enroll(employee, jpeg(numpy.stack([gradient] * 3, axis=-1)), django_capture_on_commit_callbacks)
     assert template.status == FaceTemplate.Status.REJECTED
-    assert template.reason == enrollment.NO_FACE_REASON
+    assert template.reason == engine.NO_FACE_REASON
     assert template.embedding is None
 
 
@@ -146,7 +147,7 @@ def test_retry_sends_a_rejected_template_through_again(
 ):
     template = enroll(employee, b"not an image", django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=False):
-        assert enrollment.retry([template]) == 1
+        assert tasks.retry_templates([template]) == 1
     template.refresh_from_db()
     assert template.status == FaceTemplate.Status.PENDING
     assert template.reason == ""
@@ -170,7 +171,7 @@ def test_when_the_broker_is_down_the_photo_is_kept_pending_with_a_plain_reason(
     employee, lfw_photo, django_capture_on_commit_callbacks, broker_down
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        template = enrollment.add_photo(employee, lfw_photo(0), "photo.jpg")
+        template = tasks.add_photo(employee, lfw_photo(0), "photo.jpg")
     template.refresh_from_db()
     assert template.status == FaceTemplate.Status.PENDING
     assert template.reason == enrollment.BROKER_DOWN_REASON
@@ -188,7 +189,7 @@ def test_pending_templates_are_sent_again_once_the_broker_is_back(
     queue = "embeddings"
     with app.connection_for_write() as connection:
         before = connection.default_channel.client.llen(queue)
-        assert enrollment.requeue_pending() == 1
+        assert tasks.requeue_pending_templates(0) == 1
         assert connection.default_channel.client.llen(queue) == before + 1
         connection.default_channel.client.lpop(queue)  # kombu pushes at the head: take ours back
     template.refresh_from_db()

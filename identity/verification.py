@@ -1,0 +1,269 @@
+"""A verification: frames -> decision -> an audited attempt (+ an attendance event).
+
+The web side validates the request (``check_request``), a verify worker turns the frames into
+faces and embeddings (``identity.tasks.verify``, through ``training.engine``), and ``decide``
+chooses among the enrolled employees and records the attempt. Every attempt, whatever its outcome
+(a bad request, a busy worker, an unusable frame, a stranger), becomes one append-only
+``VerificationAttempt``; its frames go to ``AttemptCapture`` rows, purged after the retention period.
+
+Decision rules (ISO/IEC 19795-1 vocabulary: a frame without a usable face is a failure to
+acquire, and is "rejected" with what to do):
+- every frame must show one usable face, and all frames the same person (pairwise within the
+  version's 1:1 threshold); the decision is made on their mean embedding;
+- kiosk (1:N): "verified" only when the nearest employee is within the version's threshold for
+  the gallery's size AND nearer than the second-nearest employee by at least MARGIN; otherwise
+  "not recognised";
+- personal (1:1): "verified" only when the claimed employee is within the version's 1:1 threshold
+  and no other employee is nearer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+from django.db import transaction
+
+from identity import attendance, matching
+from identity.models import AttemptCapture, AttendanceEvent, Employee, Kiosk, VerificationAttempt
+from training.models import ModelVersion
+
+MAX_FRAMES = 5
+# The nearest employee must be nearer than the second-nearest by this much (Euclidean distance in
+# the embedding space). Chosen on the open-set test (tests/identity/test_open_set_service.py).
+MARGIN = 0.03
+
+Decision = VerificationAttempt.Decision
+Mode = VerificationAttempt.Mode
+
+NO_FRAMES = "No frames were sent. Send 1 to 5 camera frames in the field \"image\"."
+TOO_MANY_FRAMES = "{count} frames were sent; at most 5 are accepted per check. Send 1 to 5 frames."
+NOT_AN_IMAGE = "Frame {index} is not a JPEG or PNG image. Send camera frames as JPEG."
+FRAME_TOO_LARGE = "Frame {index} is {size:.1f} MB; frames up to {limit:.0f} MB are accepted. Send smaller frames."
+BAD_DIRECTION = "direction must be \"in\" or \"out\" (or left out for the usual one), not {value!r}."
+UNKNOWN_EMPLOYEE = "There is no active employee with the number {number!r}. Check the number."
+KIOSK_DISABLED = "This kiosk has been disabled by an administrator. Ask HR to enable it again."
+NOT_YOUR_NUMBER = "You can only verify as yourself ({number})."
+NO_EMPLOYEE_RECORD = "Your account is not linked to an employee. Ask HR to link it."
+BUSY = "Verification is busy: no worker answered in time. Try again in a moment."
+NO_MODEL = "No active model version. An administrator must run `manage.py import_base_model`."
+DIFFERENT_PEOPLE = "The frames show different people. Only one person at a time, please, and try again."
+NOT_RECOGNISED = "Not recognised. If you work here, ask HR to check your enrollment."
+NOT_THE_CLAIMED = "This face is not {name}'s. Try again facing the camera, or ask HR."
+NO_ONE_ENROLLED = "Nobody is enrolled yet, so nobody can be recognised. HR enrolls employees in the admin."
+
+
+@dataclass
+class Check:
+    """One verification request, as the API received it."""
+
+    mode: str  # VerificationAttempt.Mode
+    frames: list[bytes]
+    kiosk: Kiosk | None = None
+    user: Any = None  # the logged-in user (personal mode, or HR acting through the API)
+    client_address: str | None = None
+    employee_number: str = ""  # the claimed employee (1:1); empty for a kiosk's 1:N search
+    direction: str = ""  # "in", "out", or "" for the usual one
+    started: float = field(default_factory=time.monotonic)
+
+
+class Refusal(Exception):
+    """A request that cannot be verified at all (a 4xx); the message says what to do."""
+
+    def __init__(self, message: str, http_status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the verify worker found in one frame (training.engine.PhotoAnalysis, as JSON)."""
+
+    faces: int
+    problem: str
+    embedding: list[float] | None
+    quality: dict | None
+    box: list[int] | None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FrameResult":
+        return cls(data["faces"], data["problem"], data["embedding"], data["quality"], data["box"])
+
+
+@dataclass
+class Outcome:
+    attempt: VerificationAttempt
+    event: AttendanceEvent | None = None
+    employee: Employee | None = None
+
+    @property
+    def http_status(self) -> int:
+        return self.attempt.http_status
+
+    def as_json(self) -> dict:
+        attempt = self.attempt
+        if attempt.decision in (Decision.REFUSED, Decision.BUSY):
+            return {"detail": attempt.reason, "decision": attempt.decision, "attempt_id": attempt.pk}
+        employee = self.employee
+        return {
+            "decision": attempt.decision,
+            "reason": attempt.reason,
+            "employee": {"employee_number": employee.employee_number, "name": employee.name} if employee else None,
+            "distance": attempt.distance,
+            "threshold": attempt.threshold,
+            "direction": self.event.direction if self.event else (attempt.direction or None),
+            "event_id": self.event.pk if self.event else None,
+            "event_time": self.event.occurred_at.isoformat() if self.event else None,
+            "attempt_id": attempt.pk,
+        }
+
+
+# --- Before the frames go to a worker ---------------------------------------------------------
+
+
+def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
+    """The claimed employee (personal mode), after checking everything that needs no worker.
+    Raises Refusal for a request that cannot be verified."""
+    if check.kiosk is not None and not check.kiosk.is_active:
+        raise Refusal(KIOSK_DISABLED, 403)
+    if check.direction not in ("", *VerificationAttempt.Direction.values):
+        raise Refusal(BAD_DIRECTION.format(value=check.direction))
+    if not check.frames:
+        raise Refusal(NO_FRAMES)
+    if len(check.frames) > MAX_FRAMES:
+        raise Refusal(TOO_MANY_FRAMES.format(count=len(check.frames)))
+    for index, frame in enumerate(check.frames, start=1):
+        if len(frame) > max_frame_bytes:
+            raise Refusal(FRAME_TOO_LARGE.format(index=index, size=len(frame) / 1e6, limit=max_frame_bytes / 1e6),
+                          413)
+        if not _looks_like_an_image(frame):
+            raise Refusal(NOT_AN_IMAGE.format(index=index), 415)
+    return _claimed_employee(check)
+
+
+def _claimed_employee(check: Check) -> Employee | None:
+    if check.mode == Mode.KIOSK:
+        return None
+    own = getattr(check.user, "employee", None) if check.user is not None else None
+    number = check.employee_number or (own.employee_number if own else "")
+    if not number:
+        raise Refusal(NO_EMPLOYEE_RECORD, 403)
+    employee = Employee.objects.active().filter(employee_number=number).first()
+    if employee is None:
+        raise Refusal(UNKNOWN_EMPLOYEE.format(number=number), 404)
+    # An employee may verify only as themself; HR (who may change employees) may verify anyone.
+    if (own is None or own.pk != employee.pk) and not check.user.has_perm("identity.change_employee"):
+        raise Refusal(NOT_YOUR_NUMBER.format(number=own.employee_number) if own else NO_EMPLOYEE_RECORD, 403)
+    return employee
+
+
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"GIF8", b"BM")
+
+
+def _looks_like_an_image(data: bytes) -> bool:
+    """The first bytes of an image format the worker can read (the worker checks the rest)."""
+    return any(data.startswith(signature) for signature in _IMAGE_SIGNATURES) and (
+        not data.startswith(b"RIFF") or data[8:12] == b"WEBP"
+    )
+
+
+# --- Recording ----------------------------------------------------------------------------------
+
+
+def refuse(check: Check, refusal: Refusal) -> Outcome:
+    """Audit a request that could not be verified (nothing else changes)."""
+    return Outcome(_record(check, Decision.REFUSED, refusal.message, http_status=refusal.http_status))
+
+
+def busy(check: Check, claimed: Employee | None) -> Outcome:
+    """Audit a check that no worker answered in time (503)."""
+    return Outcome(_record(check, Decision.BUSY, BUSY, claimed=claimed, http_status=503, keep_frames=True))
+
+
+def decide(check: Check, claimed: Employee | None, frames: list[FrameResult], version_id: int | None) -> Outcome:
+    """The decision on frames the worker analysed, recorded (with the event when verified)."""
+    version = ModelVersion.objects.filter(pk=version_id).first() if version_id else None
+    quality = [{"faces": frame.faces, "box": frame.box, **(frame.quality or {})} for frame in frames]
+    common = {"claimed": claimed, "version": version, "quality": quality, "keep_frames": True}
+    if version is None:
+        return Outcome(_record(check, Decision.REJECTED, NO_MODEL, http_status=503, **common))
+    problem = next((frame.problem for frame in frames if frame.problem), "")
+    if problem:
+        return Outcome(_record(check, Decision.REJECTED, problem, **common))
+    embeddings = numpy.array([frame.embedding for frame in frames], dtype=numpy.float64)
+    if not _same_person(embeddings, version.threshold):
+        return Outcome(_record(check, Decision.REJECTED, DIFFERENT_PEOPLE, **common))
+    mean = embeddings.mean(axis=0)
+    if claimed is None:
+        match = matching.identify(mean, version, margin=MARGIN)
+    else:
+        match = matching.verify_claim(mean, claimed, version)
+    if match.employee is None:
+        reason = _not_recognised_reason(match, claimed)
+        return Outcome(_record(check, Decision.NOT_RECOGNISED, reason, match=match, **common))
+    with transaction.atomic():
+        direction = check.direction or attendance.usual_direction(match.employee)
+        attempt = _record(check, Decision.VERIFIED, "", match=match, direction=direction, **common)
+        event = attendance.record_event(match.employee, direction, attempt)
+    return Outcome(attempt, event, match.employee)
+
+
+def _same_person(embeddings: numpy.ndarray, threshold: float) -> bool:
+    if len(embeddings) < 2:
+        return True
+    differences = embeddings[:, None, :] - embeddings[None, :, :]
+    return bool(numpy.sqrt((differences**2).sum(axis=-1)).max() <= threshold)
+
+
+def _not_recognised_reason(match: matching.Match, claimed: Employee | None) -> str:
+    if match.gallery_size == 0:
+        return NO_ONE_ENROLLED
+    if claimed is not None:
+        return NOT_THE_CLAIMED.format(name=claimed.name)
+    return NOT_RECOGNISED
+
+
+def _record(
+    check: Check,
+    decision: str,
+    reason: str,
+    *,
+    http_status: int = 200,
+    claimed: Employee | None = None,
+    version: ModelVersion | None = None,
+    match: matching.Match | None = None,
+    direction: str = "",
+    quality: list | None = None,
+    keep_frames: bool = False,
+) -> VerificationAttempt:
+    attempt = VerificationAttempt.objects.create(
+        mode=check.mode,
+        kiosk=check.kiosk,
+        user=check.user if getattr(check.user, "is_authenticated", False) else None,
+        client_address=check.client_address,
+        claimed_employee=claimed,
+        matched_employee=match.employee if match else None,
+        nearest_employee=match.nearest if match else None,
+        distance=match.distance if match else None,
+        second_distance=match.second_distance if match else None,
+        threshold=match.threshold if match else None,
+        margin=match.margin if match else None,
+        gallery_size=match.gallery_size if match else None,
+        model_version=version,
+        decision=decision,
+        reason=reason,
+        direction=direction or check.direction,
+        frames=len(check.frames),
+        quality=quality or [],
+        http_status=http_status,
+        latency_ms=round((time.monotonic() - check.started) * 1000, 1),
+    )
+    if keep_frames:
+        AttemptCapture.objects.bulk_create(
+            AttemptCapture(attempt=attempt, index=index, image=frame, created_at=attempt.created_at)
+            for index, frame in enumerate(check.frames)
+        )
+    return attempt
