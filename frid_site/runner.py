@@ -2,7 +2,8 @@
 
 Prepares the database (migrations, base model, first superuser), then runs the
 embedded PostgreSQL and Redis (unless DATABASE_URL / CELERY_BROKER_URL name
-servers), a Celery worker, Celery beat and the web server until Ctrl-C or SIGTERM.
+servers), two Celery workers (one for live verification, one at lower CPU priority for
+enrollment and bulk work), Celery beat and the web server until Ctrl-C or SIGTERM.
 """
 
 import fcntl
@@ -23,6 +24,7 @@ logger = logging.getLogger("frid_site.runner")
 # Where the web server listens; FRID_ADDRESS moves it (tests run FRID beside a running one).
 ADDRESS = os.environ.get("FRID_ADDRESS", "127.0.0.1:8000")
 STOP_TIMEOUT_SECONDS = 30
+BULK_NICENESS = 10
 POLL_SECONDS = 0.5
 
 
@@ -117,11 +119,18 @@ def create_first_superuser() -> None:
 
 
 def start_children(children: list[tuple[str, subprocess.Popen]]) -> None:
-    """Start the worker, beat and web server, appending each to children as soon as it runs."""
+    """Start the workers, beat and web server, appending each to children as soon as it runs."""
     python = sys.executable
     commands = {
-        "worker": [python, "-m", "celery", "-A", "frid_site", "worker",
-                   "--queues", "embeddings,training", "--concurrency", "1",
+        # Live checks only, with the network loaded ahead of the first one: kiosks never wait
+        # behind enrollment or imports.
+        "verify-worker": [python, "-m", "celery", "-A", "frid_site", "worker",
+                          "--queues", "verify", "--concurrency", "1", "--pool", "prefork",
+                          "--hostname", "verify@%h", "--loglevel", "INFO"],
+        # Enrollment photos, bulk imports (and training runs) at a lower CPU priority, so that a
+        # 1,000-photo import leaves the cores to the verify worker whenever a kiosk asks.
+        "worker": ["nice", "-n", str(BULK_NICENESS), python, "-m", "celery", "-A", "frid_site", "worker",
+                   "--queues", "embeddings,bulk,training", "--concurrency", "1",
                    "--hostname", "frid@%h", "--loglevel", "INFO"],
         "beat": [python, "-m", "celery", "-A", "frid_site", "beat", "--loglevel", "INFO"],
         # A production server (two processes for two cores); WhiteNoise serves the static files.
@@ -161,12 +170,12 @@ def web_server_answers() -> bool:
 
 
 def stop_children(children: list[tuple[str, subprocess.Popen]]) -> None:
-    """The web server and beat first, the worker last; each group gets a grace period, then SIGKILL."""
+    """The web server and beat first, the workers last; each group gets a grace period, then SIGKILL."""
     for name, process in reversed(children):
         if process.poll() is not None:
             continue
         # SIGQUIT makes the worker cancel (and so requeue) tasks still running after its soft shutdown timeout.
-        stop_signal = signal.SIGQUIT if name == "worker" else signal.SIGTERM
+        stop_signal = signal.SIGQUIT if name.endswith("worker") else signal.SIGTERM
         signal_group(process, stop_signal)
         try:
             process.wait(STOP_TIMEOUT_SECONDS)

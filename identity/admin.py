@@ -413,3 +413,4 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
 
 
 from identity import admin_imports  # noqa: F401,E402
+from identity import admin_audit  # noqa: F401,E402

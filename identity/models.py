@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -313,6 +313,24 @@ class AttemptCapture(models.Model):
         return f"Frame {self.index + 1} of attempt {self.attempt_id}"
 
 
+class AttendanceEventQuerySet(models.QuerySet):
+    def for_report(self, start: date, end: date, *, department: str = "", employee_number: str = ""):
+        """Events whose local day (FRID_TIME_ZONE) lies within [start, end], with their employee;
+        only one department's or one employee's when those are given (exact values)."""
+        # The bounds are local midnights, so an event at 23:30 local is on its own day even when
+        # UTC has already moved on to the next.
+        zone = timezone.get_default_timezone()
+        events = self.filter(
+            occurred_at__gte=datetime.combine(start, time.min, tzinfo=zone),
+            occurred_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
+        ).select_related("employee")
+        if department:
+            events = events.filter(employee__department=department)
+        if employee_number:
+            events = events.filter(employee__employee_number=employee_number)
+        return events
+
+
 class AttendanceEvent(models.Model):
     """A check-in or check-out, made from a verified attempt."""
 
@@ -323,6 +341,8 @@ class AttendanceEvent(models.Model):
         VerificationAttempt, on_delete=models.DO_NOTHING, db_constraint=False, related_name="event"
     )
     kiosk = models.ForeignKey(Kiosk, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = AttendanceEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at"]

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
 from identity import enrollment, verification
-from identity.models import AttemptCapture, FaceTemplate
+from identity.models import FaceTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ def _embed_on_a_verify_worker(frames: list[bytes]) -> dict:
 # A verify worker loads the network in its pool process, after the fork (TensorFlow is not
 # fork-safe once initialised), and runs one check on a blank frame so the first kiosk is not slow.
 _warm_up_after_fork = False
+WARM_MESSAGE = "Verify worker ready: the network is loaded"
 
 
 @celeryd_after_setup.connect
@@ -197,6 +198,7 @@ def _warm_up(**kwargs):
         from training.models import ModelVersion
 
         ModelVersion.objects.active().engine(live=True).warm_up()
+        logger.info(WARM_MESSAGE)
     except Exception:  # no model yet, or no database: the first check loads it instead
         logger.exception("Could not load the network ahead of the first verification")
     finally:
@@ -211,8 +213,7 @@ def _warm_up(**kwargs):
 @shared_task(soft_time_limit=10 * 60, time_limit=11 * 60)
 def purge_expired_captures() -> int:
     """Delete captured frames older than FRID_CAPTURE_RETENTION_DAYS; the attempts stay."""
-    deleted, _ = AttemptCapture.objects.expired().delete()
-    return deleted
+    return verification.purge_expired_captures()
 
 
 @worker_ready.connect

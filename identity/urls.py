@@ -9,4 +9,5 @@ app_name = "identity"
 urlpatterns = [
     path("templates/<int:pk>/chip.jpg", views.template_chip, name="template-chip"),
     path("employees/<int:pk>/templates.json", views.employee_templates, name="employee-templates"),
+    path("attempts/<int:pk>/frames/<int:index>.jpg", views.attempt_frame, name="attempt-frame"),
 ]

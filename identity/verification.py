@@ -45,6 +45,7 @@ FRAME_TOO_LARGE = "Frame {index} is {size:.1f} MB; frames up to {limit:.0f} MB a
 BAD_DIRECTION = "direction must be \"in\" or \"out\" (or left out for the usual one), not {value!r}."
 UNKNOWN_EMPLOYEE = "There is no active employee with the number {number!r}. Check the number."
 KIOSK_DISABLED = "This kiosk has been disabled by an administrator. Ask HR to enable it again."
+KIOSK_CLAIM = "A kiosk recognises the face alone: leave employee_number out (it is for personal check-in)."
 NOT_YOUR_NUMBER = "You can only verify as yourself ({number})."
 NO_EMPLOYEE_RECORD = "Your account is not linked to an employee. Ask HR to link it."
 BUSY = "Verification is busy: no worker answered in time. Try again in a moment."
@@ -129,6 +130,8 @@ def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
     Raises Refusal for a request that cannot be verified."""
     if check.kiosk is not None and not check.kiosk.is_active:
         raise Refusal(KIOSK_DISABLED, 403)
+    if check.mode == Mode.KIOSK and check.employee_number:
+        raise Refusal(KIOSK_CLAIM)
     if check.direction not in ("", *VerificationAttempt.Direction.values):
         raise Refusal(BAD_DIRECTION.format(value=check.direction))
     if not check.frames:
@@ -139,7 +142,7 @@ def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
         if len(frame) > max_frame_bytes:
             raise Refusal(FRAME_TOO_LARGE.format(index=index, size=len(frame) / 1e6, limit=max_frame_bytes / 1e6),
                           413)
-        if not _looks_like_an_image(frame):
+        if not looks_like_an_image(frame):
             raise Refusal(NOT_AN_IMAGE.format(index=index), 415)
     return _claimed_employee(check)
 
@@ -163,7 +166,7 @@ def _claimed_employee(check: Check) -> Employee | None:
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"GIF8", b"BM")
 
 
-def _looks_like_an_image(data: bytes) -> bool:
+def looks_like_an_image(data: bytes) -> bool:
     """The first bytes of an image format the worker can read (the worker checks the rest)."""
     return any(data.startswith(signature) for signature in _IMAGE_SIGNATURES) and (
         not data.startswith(b"RIFF") or data[8:12] == b"WEBP"
@@ -255,7 +258,8 @@ def _record(
         model_version=version,
         decision=decision,
         reason=reason,
-        direction=direction or check.direction,
+        # A malformed direction is refused, and its text (of any length) is not kept.
+        direction=direction or (check.direction if check.direction in VerificationAttempt.Direction.values else ""),
         frames=len(check.frames),
         quality=quality or [],
         http_status=http_status,
@@ -267,3 +271,13 @@ def _record(
             for index, frame in enumerate(check.frames)
         )
     return attempt
+
+
+# --- Retention ----------------------------------------------------------------------------------
+
+
+def purge_expired_captures() -> int:
+    """Delete captured frames older than FRID_CAPTURE_RETENTION_DAYS and return how many; the
+    attempts they belonged to stay as they are (the only part of an attempt ever deleted)."""
+    _, deleted = AttemptCapture.objects.expired().delete()
+    return deleted.get(AttemptCapture._meta.label, 0)

@@ -1,4 +1,5 @@
-"""Staff-only views behind the admin pages: face chips and enrollment progress.
+"""Staff-only views behind the admin pages: face chips, enrollment progress, and the frames captured
+during verification attempts.
 
 Face images are personal data: they are never served from MEDIA_URL, only through these views,
 to staff allowed to see face templates, and browsers are told not to keep them.
@@ -10,13 +11,13 @@ from datetime import timedelta
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from identity import enrollment
-from identity.models import Employee, FaceTemplate
+from identity.models import AttemptCapture, Employee, FaceTemplate
 
 # A pending template older than this is shown as waiting for the background worker: processing
 # one photo takes seconds, so this long means no worker is taking tasks.
@@ -71,3 +72,16 @@ def employee_templates(request: HttpRequest, pk: int) -> JsonResponse:
             "templates": [{"id": t.pk, "status": t.status} for t in templates],
         }
     )
+
+
+@staff_member_required
+@never_cache
+def attempt_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """One frame captured during a verification attempt (404 once purged after the retention period)."""
+    _require(request, "identity.view_attemptcapture_image")
+    capture = AttemptCapture.objects.filter(attempt_id=pk, index=index).first()
+    if capture is None:
+        raise Http404("This frame is not kept: captured frames are deleted after the retention period.")
+    response = HttpResponse(bytes(capture.image), content_type=capture.content_type)
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -34,8 +34,8 @@ SEVERAL_FACES_REASON = (
     "This photo shows {count} faces. Use a photo of the person alone, or crop the others out."
 )
 SEVERAL_LIVE_FACES_REASON = "{count} faces are in view. One person at a time, please: step up alone."
-# In a live frame, faces narrower than this share of the largest one are people passing behind,
-# not a second person at the camera.
+# In a live frame, faces narrower than this share of the largest one, or cut by the frame's edge,
+# are people passing behind, not a second person at the camera.
 BYSTANDER_SHARE = 0.6
 
 
@@ -125,23 +125,27 @@ class FaceEngine:
         except faces.ImageError as error:
             return PhotoAnalysis([], problem=str(error))
         found = faces.detect_faces(image, use_cnn_fallback=self.use_cnn_fallback)
-        considered = self._at_the_camera(found) if self.live else found
+        considered = self._at_the_camera(found, image.shape) if self.live else found
         if not considered:
             return PhotoAnalysis(found, problem=NO_LIVE_FACE_REASON if self.live else NO_FACE_REASON)
         if len(considered) > 1:
             reason = SEVERAL_LIVE_FACES_REASON if self.live else SEVERAL_FACES_REASON
             return PhotoAnalysis(found, problem=reason.format(count=len(considered)))
-        problems = faces.assess(considered[0])
+        problems = faces.assess(considered[0], live=self.live)
         if problems:
             return PhotoAnalysis(found, problem=" ".join(problems))
         return PhotoAnalysis(found, considered[0])
 
     @staticmethod
-    def _at_the_camera(found: Sequence[faces.Face]) -> list[faces.Face]:
-        if not found:
+    def _at_the_camera(found: Sequence[faces.Face], shape: Sequence[int]) -> list[faces.Face]:
+        height, width = shape[:2]
+        inside = [face for face in found
+                  if face.box[0] > 0 and face.box[1] > 0 and face.box[2] < width and face.box[3] < height]
+        candidates = inside or list(found)  # someone very close to the camera fills the frame
+        if not candidates:
             return []
-        widest = max(face.box[2] - face.box[0] for face in found)
-        return [face for face in found if face.box[2] - face.box[0] >= BYSTANDER_SHARE * widest]
+        widest = max(face.box[2] - face.box[0] for face in candidates)
+        return [face for face in candidates if face.box[2] - face.box[0] >= BYSTANDER_SHARE * widest]
 
     def embed_photo(self, data: bytes) -> list[EmbeddedFace]:
         """Every face in an uploaded photo with its embedding. Raises faces.ImageError."""

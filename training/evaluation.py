@@ -7,11 +7,17 @@ Conventions shared by every function here:
 - Rates are false match rate (FMR, also called FAR: impostor pairs accepted / impostor pairs)
   and true match rate (TMR, also called TAR: genuine pairs accepted / genuine pairs).
 
-Failed comparisons (no face found in one of the images) are explicit in `score` and
-`ten_fold_accuracy` through `failed`: such a pair is a wrong answer in every accuracy whatever
-its label, and for the ROC-based figures (AUC, EER, TAR@FAR) it is put at the worst end: a
-failed genuine pair gets distance +inf (never accepted), a failed impostor pair -inf (always
-accepted).
+Failures are counted as ISO/IEC 19795-1 counts them for a system's rates:
+- An image where no face was found, or that could not be read, is a failure to acquire. Its
+  share of the images is reported on its own (`SystemResult.failure_to_acquire_rate`, FTA).
+- A comparison that could not be made (a pair with such an image) is a non-match decision:
+  a false non-match for a genuine pair, a correct rejection for an impostor pair. In the
+  ROC-based figures (AUC, EER, TAR@FAR) and in calibration both kinds get distance +inf,
+  which no threshold below +inf accepts: a failed impostor pair is never a false match, yet
+  still counts among the impostor pairs. `failed` marks these pairs in `score` and
+  `ten_fold_accuracy`.
+- The accuracies (at the threshold, and 10-fold) stay stricter: every failed pair is a wrong
+  answer there, whatever its label, so an image without a face always costs accuracy.
 
 Pure numpy and matplotlib (Agg, no pyplot): importable without Django or TensorFlow.
 """
@@ -159,7 +165,8 @@ def ten_fold_accuracy(
     300 same then 300 different pairs) these are exactly the official folds, and on View 1
     files (all same pairs, then all different) every fold still holds both kinds. For each fold,
     the threshold that maximises accuracy on the other folds is applied to it. Failed pairs play
-    no part in choosing a threshold and are wrong answers in the fold they belong to.
+    no part in choosing a threshold and are wrong answers in the fold they belong to, genuine
+    or impostor alike (unlike the ROC figures, where a failed impostor pair is a correct rejection).
     """
     values, labels, failures = _as_pairs(distances, same, failed)
     if not 2 <= folds <= values.size:
@@ -264,7 +271,7 @@ class Metrics:
     threshold_at_far_1e_3: float
 
     def as_dict(self) -> dict[str, int | float | None]:
-        """JSON-ready values; a non-finite threshold (possible with failures) becomes None (null)."""
+        """JSON-ready values; a non-finite threshold becomes None (null)."""
         values = {
             "pairs": self.pairs,
             "accuracy": self.accuracy,
@@ -291,10 +298,12 @@ def score(
     """Every verification figure for one system on one pair list.
 
     `failed` marks comparisons that produced no distance; when omitted, pairs whose distance is
-    +inf are taken as failed. See the module docstring for how failures are counted.
+    +inf are taken as failed. Failed pairs are non-matches in AUC, EER and TAR@FAR (a false
+    non-match if genuine, a correct rejection if impostor) and errors in both accuracies; see
+    the module docstring.
     """
     values, labels, failures = _as_pairs(distances, same, failed)
-    ranked = worst_case_distances(values, labels, failures)
+    ranked = non_match_distances(values, failures)
     accuracy_10fold, accuracy_10fold_std = ten_fold_accuracy(values, labels, folds, failures)
     tar_1e_2, threshold_1e_2 = tar_at_far(ranked, labels, 1e-2)
     tar_1e_3, threshold_1e_3 = tar_at_far(ranked, labels, 1e-3)
@@ -313,11 +322,10 @@ def score(
     )
 
 
-def worst_case_distances(
-    distances: NDArray[np.float64], same: NDArray[np.bool_], failed: NDArray[np.bool_]
-) -> NDArray[np.float64]:
-    """Distances with failed genuine pairs at +inf and failed impostor pairs at -inf."""
-    return np.where(failed, np.where(same, np.inf, -np.inf), distances)
+def non_match_distances(distances: NDArray[np.float64], failed: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Distances with every failed pair at +inf, a non-match at any threshold below +inf (a false
+    non-match for a genuine pair, a correct rejection for an impostor pair)."""
+    return np.where(failed, np.inf, distances)
 
 
 def plot_roc(
@@ -404,12 +412,19 @@ class SystemResult:
 
     metrics: Metrics
     images: int
-    no_face: int  # images where no face was detected
-    failed_pairs: int  # pairs without a distance (no face, unreadable image)
+    no_face: int  # images where no face was detected (embedded anyway with --no-face center)
+    failed_images: int  # images without an embedding (no face, unreadable): failures to acquire
+    failed_pairs: int  # pairs without a distance: non-matches, and errors in the accuracies
     curve: tuple[NDArray[np.float64], NDArray[np.float64]]  # (false match rates, true match rates)
 
+    @property
+    def failure_to_acquire_rate(self) -> float:
+        """FTA: the share of the images that gave no embedding."""
+        return self.failed_images / self.images if self.images else 0.0
+
     def as_dict(self) -> dict[str, int | float | None]:
-        return {"images": self.images, "no_face": self.no_face, "failed_pairs": self.failed_pairs,
+        return {"images": self.images, "no_face": self.no_face,
+                "failure_to_acquire_rate": self.failure_to_acquire_rate, "failed_pairs": self.failed_pairs,
                 **self.metrics.as_dict()}
 
 
@@ -425,16 +440,17 @@ def pair_distances(pairs: list[Pair], embedded) -> NDArray[np.float64]:
     return distances
 
 
-def evaluate_embeddings(pairs: list[Pair], embedded, threshold: float) -> SystemResult:
+def evaluate_embeddings(pairs: list[Pair], embedded, threshold: float, folds: int = 10) -> SystemResult:
     """Score embeddings of the pairs' images (``embedded``: a training.engine.FileEmbeddings)."""
     distances = pair_distances(pairs, embedded)
     same = np.array([pair.same for pair in pairs])
-    failed = np.isinf(distances)
-    false_match_rates, true_match_rates, _ = roc_curve(worst_case_distances(distances, same, failed), same)
+    failed = np.isinf(distances)  # already +inf: the non-match distance
+    false_match_rates, true_match_rates, _ = roc_curve(distances, same)
     return SystemResult(
-        metrics=score(distances, same, threshold, failed),
+        metrics=score(distances, same, threshold, failed, folds),
         images=len(embedded.embeddings),
         no_face=len(embedded.no_face),
+        failed_images=len(embedded.failed),
         failed_pairs=int(failed.sum()),
         curve=(false_match_rates, true_match_rates),
     )
@@ -443,6 +459,7 @@ def evaluate_embeddings(pairs: list[Pair], embedded, threshold: float) -> System
 TABLE_COLUMNS = (
     ("images", "images", "{:d}"),
     ("no face", "no_face", "{:d}"),
+    ("FTA", "failure_to_acquire_rate", "{:.2%}"),
     ("failed pairs", "failed_pairs", "{:d}"),
     ("accuracy", "accuracy", "{:.2%}"),
     ("10-fold accuracy", "accuracy_10fold", None),
@@ -472,7 +489,9 @@ def format_table(results: dict[str, SystemResult]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     pairs = next(iter(results.values())).metrics.pairs
-    note = (f"{pairs} pairs; accuracy at each system's threshold; failed pairs count as errors. "
+    note = (f"{pairs} pairs; accuracy at each system's threshold. FTA: images with no face found or "
+            f"unreadable. A failed pair is a non-match in AUC, EER and TAR@FAR (a false non-match if "
+            f"genuine, a correct rejection if impostor) and an error in both accuracies. "
             f"TAR at FAR 1e-3 needs 1,000 impostor pairs: with fewer it is TAR at zero false matches.")
     return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:] + [note])
 
@@ -485,23 +504,30 @@ def first_of_each_kind(pairs: list[Pair], count: int) -> list[Pair]:
 
 
 def distances_by_label(pairs: list[Pair], embedded) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(genuine, impostor) distances of the listed pairs whose images both have embeddings."""
+    """(genuine, impostor) distances of the listed pairs; +inf (a non-match) where an image has no
+    embedding, so a failed impostor pair counts among the impostors but never as a false match."""
     distances = pair_distances(pairs, embedded)
     same = np.array([pair.same for pair in pairs])
-    compared = np.isfinite(distances)
-    return distances[same & compared], distances[~same & compared]
+    return distances[same], distances[~same]
 
 
 def distances_between_all_photos(embedded) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(genuine, impostor) distances over every two embedded photos; a photo's folder names its
-    person (LFW's layout). Many more impostor pairs than a pair list holds, so that small
-    false-match rates can be measured: 3,443 photos give 5.9 million."""
-    paths = [path for path, embedding in embedded.embeddings.items() if embedding is not None]
-    embeddings = np.stack([embedded.embeddings[path] for path in paths]).astype(np.float64)
+    """(genuine, impostor) distances over every two photos; a photo's folder names its person
+    (LFW's layout), and a pair with a photo that has no embedding is at +inf (a non-match). Many
+    more impostor pairs than a pair list holds, so that small false-match rates can be measured:
+    3,443 photos give 5.9 million."""
+    paths = list(embedded.embeddings)
+    compared = np.array([embedded.embeddings[path] is not None for path in paths])
+    dimension = next((len(embedding) for embedding in embedded.embeddings.values() if embedding is not None), 0)
+    embeddings = np.zeros((len(paths), dimension))
+    for row, path in enumerate(paths):
+        if compared[row]:
+            embeddings[row] = embedded.embeddings[path]
     people = np.array([path.parent.name for path in paths])
     genuine, impostor = [], []
     for index in range(len(paths) - 1):  # row by row: the full matrix would not fit for large sets
         distances = np.linalg.norm(embeddings[index + 1:] - embeddings[index], axis=1)
+        distances[~(compared[index] & compared[index + 1:])] = np.inf
         same = people[index + 1:] == people[index]
         genuine.append(distances[same])
         impostor.append(distances[~same])

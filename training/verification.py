@@ -107,9 +107,10 @@ def operating_point(
 
     With few impostor pairs the only rate below the target may be zero, so the threshold lands
     just under the smallest impostor distance. Evaluation uses this to report TAR at a FAR the
-    data cannot fully resolve. When more impostor distances than the target allows are -inf
-    (failed comparisons placed at the worst end), no threshold meets the target: the threshold
-    is then -inf and false_match_rate reports the rate actually measured there.
+    data cannot fully resolve. Failed comparisons come as +inf (non-matches): they count among
+    the pairs, and below a target of 1 the threshold stays finite, so a failed impostor is never
+    accepted. Should more impostor distances than the target allows be -inf, no threshold meets
+    the target: the threshold is then -inf and false_match_rate reports the rate measured there.
     """
     _check_rate(target_false_match_rate)
     genuine = _as_distances(genuine_distances, "genuine distances")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from identity.models import Kiosk
@@ -30,3 +31,24 @@ class KioskTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class KioskTokenScheme(OpenApiAuthenticationExtension):
+    """The kiosk token in the OpenAPI schema (a scheme unknown to drf-spectacular is a warning)."""
+
+    target_class = KioskTokenAuthentication
+    name = "kioskToken"
+
+    def get_security_requirement(self, auto_schema):
+        # Listed only on the endpoints whose permissions let kiosks in (kiosks_allowed).
+        if any(getattr(permission, "kiosks_allowed", False) for permission in auto_schema.view.get_permissions()):
+            return super().get_security_requirement(auto_schema)
+        return None
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'A kiosk\'s secret token, shown once when it was registered: "Token kiosk_...".',
+        }

@@ -106,8 +106,9 @@ class Workers:
         self.log_path = log_path
         self.processes: list[subprocess.Popen] = []
 
-    def start(self) -> subprocess.Popen:
-        """Start a worker like production's (prefork, one process, queue "embeddings")."""
+    def start(self, queues: str = "embeddings,bulk") -> subprocess.Popen:
+        """Start a worker like production's (prefork, one process); ``queues="verify"`` for a
+        verify worker, which loads the network before its first task."""
         environment = {
             **os.environ,
             "DATABASE_URL": database_url(connection.settings_dict),
@@ -116,7 +117,7 @@ class Workers:
         }
         command = [
             sys.executable, "-m", "celery", "-A", "frid_site", "worker",
-            "-Q", "embeddings", "-c", "1", "--pool", "prefork", "--loglevel", "INFO",
+            "-Q", queues, "-c", "1", "--pool", "prefork", "--loglevel", "INFO",
             "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
             # Talking to other workers only slows the start down; these tests run one at a time.
             "--without-gossip", "--without-mingle", "--without-heartbeat",
@@ -147,6 +148,13 @@ class Workers:
     def log(self) -> str:
         text = self.log_path.read_text() if self.log_path.exists() else "(no log)"
         return text[-WORKER_LOG_TAIL_CHARACTERS:]
+
+    def wait_until_warm(self, timeout: float = WORKER_START_TIMEOUT_SECONDS * 2) -> None:
+        """Wait until a verify worker says in its log that its pool process has loaded the network."""
+        from identity.tasks import WARM_MESSAGE
+
+        self.wait_for(lambda: self.log_path.exists() and WARM_MESSAGE in self.log_path.read_text(),
+                      timeout, "the verify worker to load the network")
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until condition() holds; fail with the worker's log if it does not in time."""

@@ -16,7 +16,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.urls import reverse
 
-from identity.enrollment import BROKER_DOWN_REASON, add_photo
+from identity.enrollment import BROKER_DOWN_REASON
+from identity.tasks import add_photo
 from identity.models import Employee, FaceTemplate
 from training import faces
 from training.engine import FaceEngine

@@ -21,6 +21,7 @@ def test_it_saves_the_largest_threshold_that_keeps_false_matches_under_the_targe
     output = calibrate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--all-pairs",
                        "--far", "1e-2", "--save")
     assert "5 genuine and 185 impostor pairs" in output
+    assert "0 pairs not compared" in output
     base_model_version.refresh_from_db()
     calibration = base_model_version.metrics["calibration"]
     assert calibration["far"] <= 1e-2

@@ -12,7 +12,7 @@ from training.model_store import BASE_THRESHOLD
 
 pytestmark = pytest.mark.django_db
 
-JSON_KEYS = {"pairs", "images", "no_face", "accuracy", "accuracy_10fold", "accuracy_10fold_std", "auc",
+JSON_KEYS = {"pairs", "images", "no_face", "failure_to_acquire_rate", "failed_pairs", "accuracy", "accuracy_10fold", "accuracy_10fold_std", "auc",
              "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold"}
 
 
@@ -28,13 +28,14 @@ def test_it_prints_one_json_object_with_the_agreed_keys(base_model_version, lfw_
     assert result["pairs"] == 10
     assert result["images"] == 20
     assert result["no_face"] == 0
+    assert result["failure_to_acquire_rate"] == 0
     assert result["threshold"] == pytest.approx(BASE_THRESHOLD)
     # Ten easy pairs: the base network gets at least nine right at its threshold.
     assert result["accuracy"] >= 0.9
     assert 0.5 <= result["auc"] <= 1.0
 
 
-def test_a_photo_without_a_face_fails_its_pairs_unless_a_centre_crop_is_asked_for(
+def test_a_photo_without_a_face_is_a_failure_to_acquire_unless_a_centre_crop_is_asked_for(
     base_model_version, lfw_csv, faces_dir, tmp_path
 ):
     # A plain gradient: no real photo is guaranteed to hold no face.
@@ -46,11 +47,15 @@ def test_a_photo_without_a_face_fails_its_pairs_unless_a_centre_crop_is_asked_fo
 
     failed = json.loads(evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--json"))
     assert failed["no_face"] == 1
+    assert failed["failure_to_acquire_rate"] == pytest.approx(1 / 21)
     assert failed["failed_pairs"] == 1
+    # The failed pair is an impostor pair: a correct rejection for the ROC, an error for accuracy.
+    assert failed["accuracy"] <= 10 / 11
 
     centred = json.loads(evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--json",
                                   "--no-face", "center"))
     assert centred["no_face"] == 1
+    assert centred["failure_to_acquire_rate"] == 0
     assert centred["failed_pairs"] == 0
 
 
@@ -58,6 +63,8 @@ def test_it_prints_a_table_and_saves_a_roc_plot(base_model_version, lfw_csv, fac
     plot = tmp_path / "roc.png"
     output = evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--plot", str(plot))
     assert "10-fold accuracy" in output
+    assert "FTA" in output
+    assert "an error in both accuracies" in output
     assert "FRID dlib-resnet-v1" in output
     assert plot.read_bytes().startswith(b"\x89PNG")
 

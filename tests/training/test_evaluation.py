@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.engine import FileEmbeddings
 from training.evaluation import (
     Pair,
     auc,
+    distances_between_all_photos,
+    distances_by_label,
     equal_error_rate,
+    evaluate_embeddings,
+    format_table,
     plot_roc,
     read_pairs,
     roc_curve,
@@ -194,21 +199,49 @@ def test_tar_at_far_with_too_few_impostors_answers_at_zero_false_matches_and_war
     assert "Only 2 impostor pairs" in caplog.text
 
 
-def test_score_counts_failed_pairs_as_wrong_and_ranks_them_worst():
+# 100 impostor pairs, so that FAR 1e-2 allows exactly one false match: one close impostor (0.3),
+# 98 far ones (0.9) and, last, one whose comparison failed. Two genuine pairs at 0.5 and 0.85.
+IMPOSTORS_WITH_ONE_FAILED = [0.3] + [0.9] * 98 + [np.inf]
+TWO_GENUINE = [0.5, 0.85]
+
+
+def test_a_failed_impostor_pair_is_a_correct_rejection_that_does_not_raise_the_false_match_rate():
+    distances = TWO_GENUINE + IMPOSTORS_WITH_ONE_FAILED
+    same = [True] * 2 + [False] * 100
+    metrics = score(distances, same, threshold=0.6, folds=2)
+    # The one false match FAR 1e-2 allows is the 0.3 impostor, so the threshold sits just below
+    # 0.9 and both genuine pairs pass; were the failed impostor accepted, the threshold would have
+    # to fall below 0.3 and reject both.
+    assert metrics.tar_at_far_1e_2 == 1.0
+    assert np.nextafter(metrics.threshold_at_far_1e_2, np.inf) == 0.9
+    false_match_rates, _, thresholds = roc_curve(distances, same)
+    assert false_match_rates[thresholds == 0.9] == pytest.approx(99 / 100)  # the failed one stays out
+    # Both genuine pairs are nearer than every impostor but the 0.3 one, and nearer than the failed one.
+    assert metrics.auc == pytest.approx(1 - 2 / 200)
+
+
+def test_a_failed_genuine_pair_is_a_false_non_match():
+    distances = [0.1, 0.2, np.inf, 0.8, 0.9]
+    same = [True, True, True, False, False]
+    metrics = score(distances, same, threshold=0.5, folds=2)
+    assert metrics.tar_at_far_1e_2 == pytest.approx(2 / 3)
+    assert metrics.auc == pytest.approx(4 / 6)
+
+
+def test_both_accuracies_still_count_every_failed_pair_as_an_error():
     # Interleaved so that the 3 folds are (genuine, impostor) pairs; the last fold failed twice.
     distances = [0.1, 0.8, 0.2, 0.9, np.inf, np.inf]
     same = [True, False, True, False, True, False]
     metrics = score(distances, same, threshold=0.5, folds=3)
     assert metrics.pairs == 6
+    # The failed impostor pair is rejected at 0.5, yet it is counted wrong.
     assert metrics.accuracy == pytest.approx(4 / 6)
     assert metrics.accuracy_10fold == pytest.approx(2 / 3)
     assert metrics.accuracy_10fold_std == pytest.approx(math.sqrt(2 / 9))
-    # Genuine 0.1, 0.2, +inf against impostor 0.8, 0.9, -inf: 4 of 9 orderings right.
-    assert metrics.auc == pytest.approx(4 / 9)
-    assert metrics.eer == pytest.approx(1 / 3)
-    # The failed impostor passes at any threshold, so no threshold reaches FAR 1e-2.
-    assert metrics.tar_at_far_1e_2 == 0.0
-    assert metrics.threshold_at_far_1e_2 == -np.inf
+    # Genuine 0.1, 0.2, +inf against impostor 0.8, 0.9, +inf: 6 orderings right and one tie of 9.
+    assert metrics.auc == pytest.approx(6.5 / 9)
+    assert metrics.tar_at_far_1e_2 == pytest.approx(2 / 3)
+    assert np.nextafter(metrics.threshold_at_far_1e_2, np.inf) == 0.8
     assert metrics.threshold == 0.5
 
 
@@ -218,19 +251,82 @@ def test_score_treats_pairs_marked_failed_as_failed_whatever_their_distance():
     metrics = score(distances, same, threshold=0.5, failed=[False, False, True, False], folds=2)
     assert metrics.accuracy == 0.75
     assert metrics.auc == pytest.approx(0.5)  # genuine 0.1 beats both impostors; failed 0.2 beats none
+    impostor_failed = score(distances, same, threshold=0.5, failed=[False, True, False, False], folds=2)
+    assert impostor_failed.auc == 1.0  # the failed impostor, rejected, is beaten by both genuine pairs
+
+
+def embeddings_of(vectors: dict[str, list[float] | None], no_face: list[str] = ()) -> FileEmbeddings:
+    return FileEmbeddings(
+        embeddings={Path(name): None if vector is None else np.array(vector) for name, vector in vectors.items()},
+        no_face=[Path(name) for name in no_face],
+        unreadable={},
+    )
+
+
+# Four people, one photo of Dan without a face: his genuine pair and one impostor pair fail.
+FOUR_PEOPLE = embeddings_of(
+    {"ann/1.jpg": [0.0, 0.0], "ann/2.jpg": [0.1, 0.0], "bob/1.jpg": [1.0, 0.0], "dan/1.jpg": [0.0, 1.0],
+     "dan/2.jpg": None},
+    no_face=["dan/2.jpg"],
+)
+FOUR_PEOPLE_PAIRS = [
+    Pair(Path("ann/1.jpg"), Path("ann/2.jpg"), True),
+    Pair(Path("dan/1.jpg"), Path("dan/2.jpg"), True),
+    Pair(Path("ann/1.jpg"), Path("bob/1.jpg"), False),
+    Pair(Path("bob/1.jpg"), Path("dan/2.jpg"), False),
+]
+
+
+def test_evaluation_reports_the_failure_to_acquire_rate_and_the_failed_pairs():
+    result = evaluate_embeddings(FOUR_PEOPLE_PAIRS, FOUR_PEOPLE, threshold=0.5, folds=2)
+    values = result.as_dict()
+    assert values["images"] == 5
+    assert values["no_face"] == 1
+    assert values["failure_to_acquire_rate"] == pytest.approx(1 / 5)
+    assert values["failed_pairs"] == 2
+    assert values["accuracy"] == 0.5  # the two failed pairs are errors, the others right
+    assert values["tar_at_far_1e-2"] == 0.5  # the failed impostor pair is not accepted
+    table = format_table({"FRID": result})
+    assert "FTA" in table.splitlines()[0]
+    assert "20.00%" in table.splitlines()[2]
+    assert "correct rejection" in table and "error in both accuracies" in table
+
+
+def test_a_photo_embedded_from_a_centre_guess_is_no_failure_to_acquire():
+    centred = embeddings_of({"ann/1.jpg": [0.0, 0.0], "ann/2.jpg": [0.1, 0.0], "bob/1.jpg": [1.0, 0.0]},
+                            no_face=["ann/2.jpg"])
+    pairs = [Pair(Path("ann/1.jpg"), Path("ann/2.jpg"), True), Pair(Path("ann/1.jpg"), Path("bob/1.jpg"), False)]
+    result = evaluate_embeddings(pairs, centred, threshold=0.5, folds=2)
+    assert (result.no_face, result.failure_to_acquire_rate, result.failed_pairs) == (1, 0.0, 0)
+
+
+def test_calibration_distances_keep_failed_pairs_as_non_matches():
+    genuine, impostor = distances_by_label(FOUR_PEOPLE_PAIRS, FOUR_PEOPLE)
+    np.testing.assert_allclose(genuine, [0.1, np.inf])
+    np.testing.assert_allclose(impostor, [1.0, np.inf])
+
+
+def test_all_photo_pairs_put_every_pair_with_a_failed_photo_at_infinity():
+    genuine, impostor = distances_between_all_photos(FOUR_PEOPLE)
+    # Ann 2 photos, Bob 1, Dan 2 (one failed): 2 genuine pairs, 8 impostor pairs, 3 of them failed.
+    np.testing.assert_allclose(np.sort(genuine), [0.1, np.inf])
+    assert impostor.size == 8
+    assert np.count_nonzero(np.isinf(impostor)) == 3
+    assert np.sort(impostor)[0] == pytest.approx(0.9)  # Ann 2 to Bob
 
 
 def test_metrics_as_dict_has_the_report_keys_and_nulls_for_infinite_thresholds():
     distances = [0.1, 0.8, 0.2, 0.9, np.inf, np.inf]
-    metrics = score(distances, [True, False, True, False, True, False], 0.5, folds=3)
+    metrics = score(distances, [True, False, True, False, True, False], np.inf, folds=3)
     values = metrics.as_dict()
     assert set(values) == {
         "pairs", "accuracy", "accuracy_10fold", "accuracy_10fold_std", "auc", "eer",
         "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold", "threshold_at_far_1e-2", "threshold_at_far_1e-3",
     }
-    assert values["threshold_at_far_1e-2"] is None
+    assert values["threshold"] is None
+    assert values["threshold_at_far_1e-2"] == pytest.approx(0.8)
     assert values["pairs"] == 6
-    assert values["accuracy"] == pytest.approx(4 / 6)
+    assert values["accuracy"] == pytest.approx(2 / 6)  # accepting all: the compared genuine pairs
 
 
 def test_plot_roc_writes_a_png(tmp_path):

@@ -1,3 +1,4 @@
+import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from training import evaluation
@@ -37,8 +38,10 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(f"{error} (--all-pairs compares every two photos)") from error
 
+        not_compared = int(np.isinf(genuine).sum() + np.isinf(impostor).sum())
         self.stdout.write(f"{version.name}: {len(genuine)} genuine and {len(impostor)} impostor pairs "
-                          f"from {len(images)} images ({len(embedded.failed)} without a face)")
+                          f"from {len(images)} images ({len(embedded.failed)} without a face or unreadable: "
+                          f"{not_compared} pairs not compared, counted as non-matches)")
         self.stdout.write(f"{'target FAR':>10}  {'threshold':>9}  {'measured FAR':>12}  {'TAR':>7}")
         points = []
         for rate in REPORTED_RATES:
