@@ -50,7 +50,7 @@ def best_match(embedding, version: ModelVersion, *, exclude_employee: int | None
     if exclude_employee is not None:
         searchable = searchable.exclude(employee_id=exclude_employee)
     size = searchable.count()
-    threshold = version.threshold_for_gallery(size)
+    threshold = version.threshold_for_gallery(size, margin=margin)
     nearest = nearest_employees(embedding, searchable.nearest(embedding, version))
     if not nearest:
         return Match(None, None, None, threshold, margin=margin, gallery_size=size)
@@ -61,9 +61,10 @@ def best_match(embedding, version: ModelVersion, *, exclude_employee: int | None
     return Match(employee if accepted else None, employee, distance, threshold, second, margin, size)
 
 
-def identify(embedding, version: ModelVersion, *, margin: float) -> Match:
-    """Open-set identification at a kiosk (1:N) with the margin rule."""
-    return best_match(embedding, version, margin=margin)
+def identify(embedding, version: ModelVersion) -> Match:
+    """Open-set identification at a kiosk (1:N), with the margin rule the version was calibrated
+    with (and its threshold for that rule and this gallery's size)."""
+    return best_match(embedding, version, margin=version.open_set_margin)
 
 
 def verify_claim(embedding, claimed: Employee, version: ModelVersion) -> Match:

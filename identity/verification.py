@@ -11,8 +11,8 @@ acquire, and is "rejected" with what to do):
 - every frame must show one usable face, and all frames the same person (pairwise within the
   version's 1:1 threshold); the decision is made on their mean embedding;
 - kiosk (1:N): "verified" only when the nearest employee is within the version's threshold for
-  the gallery's size AND nearer than the second-nearest employee by at least MARGIN; otherwise
-  "not recognised";
+  the gallery's size AND nearer than the second-nearest employee by at least the version's
+  calibrated margin (ModelVersion.open_set_margin, threshold_for_gallery); otherwise "not recognised";
 - personal (1:1): "verified" only when the claimed employee is within the version's 1:1 threshold
   and no other employee is nearer.
 """
@@ -31,9 +31,6 @@ from identity.models import AttemptCapture, AttendanceEvent, Employee, Kiosk, Ve
 from training.models import ModelVersion
 
 MAX_FRAMES = 5
-# The nearest employee must be nearer than the second-nearest by this much (Euclidean distance in
-# the embedding space). Chosen on the open-set test (tests/identity/test_open_set_service.py).
-MARGIN = 0.03
 
 Decision = VerificationAttempt.Decision
 Mode = VerificationAttempt.Mode
@@ -201,7 +198,7 @@ def decide(check: Check, claimed: Employee | None, frames: list[FrameResult], ve
         return Outcome(_record(check, Decision.REJECTED, DIFFERENT_PEOPLE, **common))
     mean = embeddings.mean(axis=0)
     if claimed is None:
-        match = matching.identify(mean, version, margin=MARGIN)
+        match = matching.identify(mean, version)
     else:
         match = matching.verify_claim(mean, claimed, version)
     if match.employee is None:

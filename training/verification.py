@@ -192,3 +192,99 @@ def _as_labels(same: ArrayLike, count: int) -> NDArray[np.bool_]:
     if labels.shape != (count,):
         raise ValueError(f"Expected {count} same/different labels; got shape {labels.shape}.")
     return labels.astype(bool)
+
+
+# --- Open-set identification (1:N) with the margin rule ----------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenSetPoint:
+    """The threshold for searching a gallery of ``gallery_size`` faces with the margin rule, and
+    the rates measured with it: strangers accepted as somebody (FPIR) and enrolled people found
+    as themselves (TPIR)."""
+
+    gallery_size: int
+    threshold: float
+    false_positive_rate: float
+    true_positive_rate: float
+    stranger_searches: int
+    genuine_searches: int
+
+
+def open_set_accepts(nearest: ArrayLike, second: ArrayLike, threshold: float, margin: float) -> NDArray[np.bool_]:
+    """The margin rule: accepted when the nearest is within the threshold AND nearer than the
+    second-nearest by at least ``margin`` (a gallery of one has no second: +inf)."""
+    first = np.asarray(nearest, dtype=np.float64)
+    return (first <= threshold) & (np.asarray(second, dtype=np.float64) - first >= margin)
+
+
+def calibrate_open_set(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    gallery_sizes: list[int],
+    margin: float,
+    target_false_positive_rate: float = 1e-2,
+    trials: int = 20,
+    strangers_per_trial: int = 400,
+    seed: int = 0,
+) -> list[OpenSetPoint]:
+    """Thresholds for 1:N searches at a target rate of strangers accepted, with the margin rule.
+
+    Simulates galleries: each trial enrolls ``gallery_size`` random people with one photo (people
+    with two or more photos), searches another photo of each (genuine searches) and one photo of
+    up to ``strangers_per_trial`` people not enrolled (stranger searches), and notes each search's
+    nearest and second-nearest distances. The threshold is the largest at which at most the target
+    share of stranger searches is accepted. Unlike a bound from pairwise false-match rates, this
+    counts what the decision does: a stranger near one employee is usually near others too, so
+    the margin rule refuses him. Thresholds never grow with the gallery (a running minimum).
+    """
+    _check_rate(target_false_positive_rate)
+    vectors = np.asarray(embeddings, dtype=np.float64)
+    names = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    rows = {name: np.flatnonzero(names == name) for name in np.unique(names)}
+    enrollable = np.array([name for name, found in rows.items() if len(found) >= 2])
+    searches = []
+    for size in sorted(gallery_sizes):
+        if size > len(enrollable) or size >= len(rows):
+            raise ValueError(
+                f"Cannot simulate a gallery of {size}: only {len(enrollable)} people have two photos "
+                f"and {len(rows)} people in all. Use smaller gallery sizes or more photos."
+            )
+        genuine, strangers = [], []
+        for _ in range(trials):
+            gallery_people = rng.choice(enrollable, size=size, replace=False)
+            others = np.setdiff1d(np.array(list(rows)), gallery_people)
+            stranger_people = rng.choice(others, size=min(strangers_per_trial, len(others)), replace=False)
+            gallery = vectors[[rows[name][0] for name in gallery_people]]
+            nearest, second, index = _two_nearest(vectors[[rows[name][1] for name in gallery_people]], gallery)
+            genuine.append(np.stack([nearest, second, index == np.arange(size)], axis=1))
+            nearest, second, _ = _two_nearest(vectors[[rows[name][0] for name in stranger_people]], gallery)
+            strangers.append(np.stack([nearest, second], axis=1))
+        searches.append((size, np.concatenate(genuine), np.concatenate(strangers)))
+    points, ceiling = [], math.inf
+    for size, genuine, strangers in searches:
+        ceiling = min(ceiling, _open_set_threshold(strangers, margin, target_false_positive_rate))
+        accepted = open_set_accepts(strangers[:, 0], strangers[:, 1], ceiling, margin)
+        found = open_set_accepts(genuine[:, 0], genuine[:, 1], ceiling, margin) & (genuine[:, 2] == 1)
+        points.append(OpenSetPoint(size, ceiling, float(accepted.mean()), float(found.mean()),
+                                   len(strangers), len(genuine)))
+    return points
+
+
+def _two_nearest(queries: NDArray, gallery: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    squared = (queries**2).sum(1)[:, None] - 2 * queries @ gallery.T + (gallery**2).sum(1)[None, :]
+    distances = np.sqrt(np.maximum(squared, 0.0))
+    if gallery.shape[0] == 1:
+        return distances[:, 0], np.full(len(queries), np.inf), np.zeros(len(queries), dtype=int)
+    order = np.argsort(distances, axis=1)[:, :2]
+    picked = np.take_along_axis(distances, order, axis=1)
+    return picked[:, 0], picked[:, 1], order[:, 0]
+
+
+def _open_set_threshold(strangers: NDArray, margin: float, target: float) -> float:
+    # Only strangers who keep the margin can ever be accepted; the threshold lets through at most
+    # the target share of all stranger searches.
+    passing = np.sort(strangers[strangers[:, 1] - strangers[:, 0] >= margin, 0])
+    allowed = math.floor(target * len(strangers) + _ROUNDING_SLACK)
+    return float(np.nextafter(passing[allowed], -np.inf)) if allowed < len(passing) else math.inf

@@ -17,9 +17,14 @@ import numpy
 import pytest
 from PIL import Image
 
-from identity import enrollment
-from identity.models import Employee, FaceTemplate
-from training import faces
+from tests.identity.real_faces import (  # noqa: F401 (re-exported for the page tests; verify_worker: a fixture)
+    PATIENT_TIMEOUT_SECONDS,
+    enroll,
+    people_with_two_photos,
+    stranger_photo,
+    usable,
+    verify_worker,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -120,44 +125,8 @@ def keep_screenshot(page, folder: Path, name: str) -> Path:
 # --- The pages' checks: real faces, a real verify worker ---------------------------------------
 
 # An upper bound for a slow two-core machine, never a measurement: the worker is warm before the check.
-PATIENT_TIMEOUT_SECONDS = 60
 SETTLED_STATES = ["verified", "not_recognised", "rejected", "refused", "busy"]
 ANSWER_TIMEOUT_MS = (PATIENT_TIMEOUT_SECONDS + 30) * 1000
-
-
-def usable(photo: Path) -> bool:
-    found = faces.detect_faces(faces.decode_image(photo.read_bytes()), use_cnn_fallback=False)
-    return len(found) == 1 and not faces.assess(found[0])
-
-
-def people_with_two_photos(faces_dir: Path, count: int) -> list[tuple[Path, Path]]:
-    """LFW people with an enrollment photo and another photo of them, both with one usable face."""
-    chosen = []
-    for person in sorted(path for path in (faces_dir / "lfw").iterdir() if path.is_dir()):
-        photos = sorted(person.glob("*.jpg"))
-        if len(photos) >= 2 and usable(photos[0]) and usable(photos[1]):
-            chosen.append((photos[0], photos[1]))
-            if len(chosen) == count:
-                return chosen
-    pytest.fail(f"Fewer than {count} LFW people have two usable photos.")
-
-
-def stranger_photo(faces_dir: Path) -> Path:
-    """A usable photo of an LFW person with a single photo (never enrolled by these tests)."""
-    for person in sorted(path for path in (faces_dir / "lfw").iterdir() if path.is_dir()):
-        photos = sorted(person.glob("*.jpg"))
-        if len(photos) == 1 and usable(photos[0]):
-            return photos[0]
-    pytest.fail("No LFW person with a single usable photo.")
-
-
-def enroll(number: str, photo: Path) -> Employee:
-    employee = Employee.objects.create(employee_number=number, name=photo.parent.name.replace("_", " "))
-    template = enrollment.add_photo(employee, photo.read_bytes(), photo.name)
-    enrollment.process_templates([template.pk])
-    template.refresh_from_db()
-    assert template.status == FaceTemplate.Status.READY, template.reason
-    return employee
 
 
 def check(page) -> str:
@@ -174,12 +143,3 @@ def browser_allowed(monkeypatch):
     """Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
     plain synchronous code."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def verify_worker(workers, settings, base_model_version, tmp_path):
-    settings.FRID_VERIFY_TIMEOUT_SECONDS = PATIENT_TIMEOUT_SECONDS
-    settings.MEDIA_ROOT = tmp_path / "media"
-    workers.start(queues="verify")
-    workers.wait_until_warm()
-    return workers

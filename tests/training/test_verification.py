@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training import verification
 from training.verification import (
     best_accuracy_threshold,
     calibrate_threshold,
@@ -124,3 +125,39 @@ def test_identify_calls_a_face_farther_than_the_threshold_from_everyone_unknown(
     gallery = [[0.0, 0.0], [3.0, 4.0]]
     assert identify([0.0, 2.0], gallery, threshold=0.5) == (None, pytest.approx(2.0))
     assert identify([0.0, 2.0], [], threshold=0.5) == (None, math.inf)
+
+
+# --- Open-set calibration with the margin rule ----------------------------------------------------
+
+
+def test_the_margin_rule_accepts_only_a_near_and_clearly_nearest_face():
+    accepted = verification.open_set_accepts([0.3, 0.3, 0.6, 0.3], [0.5, 0.32, 0.9, np.inf], 0.4, 0.05)
+    assert accepted.tolist() == [True, False, False, True]
+
+
+def clustered_people(count: int, photos: int, spread: float, seed: int = 0):
+    """Synthetic embeddings: each person a random centre, each photo the centre plus noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(count, 16))
+    vectors = np.repeat(centres, photos, axis=0) + rng.normal(scale=spread, size=(count * photos, 16))
+    return vectors, np.repeat([f"p{index}" for index in range(count)], photos)
+
+
+def test_open_set_calibration_meets_the_target_rate_of_strangers_accepted():
+    vectors, labels = clustered_people(300, 2, spread=0.5)
+
+    points = verification.calibrate_open_set(vectors, labels, [10, 50], margin=0.1,
+                                             target_false_positive_rate=0.02, trials=30, strangers_per_trial=100)
+
+    assert [point.gallery_size for point in points] == [10, 50]
+    for point in points:
+        assert point.false_positive_rate <= 0.02
+        assert point.stranger_searches == 3000 and point.genuine_searches == 30 * point.gallery_size
+        assert 0.0 < point.true_positive_rate <= 1.0
+    assert points[1].threshold <= points[0].threshold  # never looser for a larger gallery
+
+
+def test_open_set_calibration_refuses_a_gallery_larger_than_the_people_it_has():
+    vectors, labels = clustered_people(20, 2, spread=0.5)
+    with pytest.raises(ValueError, match="Cannot simulate a gallery of 30"):
+        verification.calibrate_open_set(vectors, labels, [30], margin=0.1)

@@ -1,11 +1,16 @@
+from collections import Counter
+
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from training import evaluation
 from training.management.pair_commands import add_pair_arguments, embed_images, images_of, model_version, read_pairs
-from training.verification import calibrate_threshold, operating_point
+from training.models import DEFAULT_OPEN_SET_MARGIN, OPEN_SET_FALSE_MATCH_RATE
+from training.verification import calibrate_open_set, calibrate_threshold, operating_point
 
 REPORTED_RATES = (1e-2, 1e-3, 1e-4, 1e-5)
+OPEN_SET_GALLERY_SIZES = (10, 30, 100, 300, 600)
+OPEN_SET_TRIALS = 50  # x 400 strangers: 20,000 stranger searches per gallery size
 
 
 class Command(BaseCommand):
@@ -22,7 +27,15 @@ class Command(BaseCommand):
             help="Compare every two photos of the listed images, taking each photo's folder as its "
             "person (LFW layout): far more impostor pairs, so small rates can be measured.",
         )
-        parser.add_argument("--save", action="store_true", help="Store the threshold on the version.")
+        parser.add_argument(
+            "--open-set", action="store_true",
+            help="Also calibrate 1:N searches with the margin rule: simulate galleries of the listed "
+            "photos' people (folder = person) and choose, per gallery size, the threshold that "
+            "accepts 1%% of strangers.",
+        )
+        parser.add_argument("--margin", type=float, default=DEFAULT_OPEN_SET_MARGIN,
+                            help=f"The margin rule's margin for --open-set (default {DEFAULT_OPEN_SET_MARGIN}).")
+        parser.add_argument("--save", action="store_true", help="Store the threshold(s) on the version.")
 
     def handle(self, *args, **options):
         version = model_version(options["model"])
@@ -61,5 +74,28 @@ class Command(BaseCommand):
                 "target_far": options["far"], "threshold": chosen.threshold,
                 "far": chosen.false_match_rate, "tar": chosen.true_match_rate,
                 "genuine_pairs": chosen.genuine_pairs, "impostor_pairs": chosen.impostor_pairs}}
+        if options["open_set"]:
+            open_set = self.calibrate_open_set(embedded, options["margin"])
+            if options["save"]:
+                version.metrics = {**version.metrics, "open_set": open_set}
+        if options["save"]:
             version.save(update_fields=["threshold", "threshold_source", "metrics"])
             self.stdout.write(self.style.SUCCESS(f"Saved threshold {version.threshold} on {version.name}."))
+
+    def calibrate_open_set(self, embedded, margin: float) -> dict:
+        """Per gallery size, the threshold at which 1% of strangers are accepted under the margin rule."""
+        paths = [path for path, embedding in embedded.embeddings.items() if embedding is not None]
+        vectors = np.array([embedded.embeddings[path] for path in paths])
+        people = [path.parent.name for path in paths]
+        enrollable = sum(count >= 2 for count in Counter(people).values())
+        sizes = [size for size in OPEN_SET_GALLERY_SIZES if size <= enrollable]
+        points = calibrate_open_set(vectors, people, sizes, margin, OPEN_SET_FALSE_MATCH_RATE,
+                                    trials=OPEN_SET_TRIALS)
+        self.stdout.write(f"\n1:N with the margin rule (margin {margin:g}), {OPEN_SET_FALSE_MATCH_RATE:.0%} of "
+                          f"strangers accepted; {enrollable} people with two photos can be enrolled:")
+        self.stdout.write(f"{'gallery':>7}  {'threshold':>9}  {'strangers accepted':>18}  {'found':>7}  {'searches':>8}")
+        for point in points:
+            self.stdout.write(f"{point.gallery_size:>7}  {point.threshold:>9.4f}  {point.false_positive_rate:>18.2%}  "
+                              f"{point.true_positive_rate:>7.2%}  {point.stranger_searches:>8}")
+        return {"margin": margin, "false_positive_rate": OPEN_SET_FALSE_MATCH_RATE,
+                "points": [[point.gallery_size, round(point.threshold, 4)] for point in points]}
