@@ -41,8 +41,13 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+from PIL import Image
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from frid_site import services  # noqa: E402
 
 PYTHON = sys.executable
 FRAME_SIZE = (640, 480)
@@ -64,8 +69,6 @@ IMPORT_TIMEOUT_SECONDS = 1800
 
 def webcam_frame(photo: Path) -> bytes:
     """The photo enlarged and centred in a grey 640x480 frame, as a JPEG of quality 90."""
-    from PIL import Image
-
     face = Image.open(photo).convert("RGB").resize((FACE_SIZE, FACE_SIZE), Image.BILINEAR)
     frame = Image.new("RGB", FRAME_SIZE, (128, 128, 128))
     frame.paste(face, ((FRAME_SIZE[0] - FACE_SIZE) // 2, (FRAME_SIZE[1] - FACE_SIZE) // 2))
@@ -157,10 +160,6 @@ class Frid:
 
     def stop(self) -> None:
         """SIGINT to the runner, as Ctrl-C would; whatever is left after the grace period is killed."""
-        import psutil
-
-        from frid_site import services
-
         if self.runner is not None and self.runner.poll() is None:
             self.descendants = self.descendants or self._children()
             self.runner.send_signal(signal.SIGINT)
@@ -180,8 +179,6 @@ class Frid:
             services.stop_all(self.data_dir)  # a runner that died early leaves its servers running
 
     def _children(self) -> list:
-        import psutil
-
         try:
             return psutil.Process(self.runner.pid).children(recursive=True)
         except psutil.NoSuchProcess:
@@ -485,11 +482,11 @@ def run(arguments, work: Path, frid: Frid, watches: list[BulkImportWatch]) -> No
     import_progress_after_timing = dict(watch.progress)
     watch.wait_until_done()
     import_seconds = watch.ended - watch.started
-    print_report(arguments, people, levels, dlib_seconds, dlib_faces, load_before,
+    print_report(people, levels, dlib_seconds, dlib_faces, load_before,
                  import_progress_after_timing, watch.progress, import_seconds)
 
 
-def print_report(arguments, people: People, levels: list[Level], dlib_seconds: list[float], dlib_faces: int,
+def print_report(people: People, levels: list[Level], dlib_seconds: list[float], dlib_faces: int,
                  load_before: str, import_when_timing_ended: dict, import_at_end: dict, import_seconds: float) -> None:
     print(f"FRID /api/v1/verify/ over HTTP: one 640x480 JPEG of {people.probe.stem}, kiosk 1:N among "
           f"{len(people.gallery)} employees; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "

@@ -124,7 +124,7 @@ class FaceEngine:
             image = faces.decode_image(data)
         except faces.ImageError as error:
             return PhotoAnalysis([], problem=str(error))
-        found = faces.detect_faces(image, use_cnn_fallback=self.use_cnn_fallback)
+        found = faces.detect_faces(image, use_cnn_fallback=self.use_cnn_fallback, quick=self.live)
         considered = self._at_the_camera(found, image.shape) if self.live else found
         if not considered:
             return PhotoAnalysis(found, problem=NO_LIVE_FACE_REASON if self.live else NO_FACE_REASON)

@@ -68,10 +68,15 @@ def _point_celery_at(django_setting: str, broker_url: str, result_backend: str) 
     settings.CELERY_BROKER_URL = django_setting
     app.conf.broker_url = broker_url
     app.conf.result_backend = result_backend
-    # Connections already pooled lead to the previous broker.
+    # Connections already pooled lead to the previous broker, and the result backend, made once
+    # on first use, to the previous Redis: a verification would wait there for an answer that the
+    # worker sends here.
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
+    app.amqp._producer_pool = None
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
 
 
 @pytest.fixture
