@@ -211,14 +211,6 @@ class AppendOnlyQuerySet(models.QuerySet):
         raise TypeError(f"{self.model.__name__} rows are append-only: they are never deleted.")
 
 
-class VerificationAttemptQuerySet(AppendOnlyQuerySet):
-    def failed_recently(self, since: timedelta, **subject):
-        """Attempts not verified within ``since`` for one subject (claimed_employee, user or kiosk)."""
-        return self.filter(created_at__gte=timezone.now() - since, **subject).exclude(
-            decision=VerificationAttempt.Decision.VERIFIED
-        )
-
-
 # An attempt keeps who and what it was about even after that row is gone (an employee deleted on
 # erasure, a user removed): its foreign keys have no database constraint and are never cascaded,
 # since the trigger refuses any change to the row.
@@ -269,7 +261,7 @@ class VerificationAttempt(models.Model):
     http_status = models.PositiveSmallIntegerField(default=200)
     latency_ms = models.FloatField(null=True, blank=True)
 
-    objects = VerificationAttemptQuerySet.as_manager()
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -147,11 +147,6 @@ class FaceEngine:
         widest = max(face.box[2] - face.box[0] for face in candidates)
         return [face for face in candidates if face.box[2] - face.box[0] >= BYSTANDER_SHARE * widest]
 
-    def embed_photo(self, data: bytes) -> list[EmbeddedFace]:
-        """Every face in an uploaded photo with its embedding. Raises faces.ImageError."""
-        image = faces.decode_image(data)
-        return self.embed_faces(faces.detect_faces(image, use_cnn_fallback=self.use_cnn_fallback))
-
     def embed_faces(self, found: Sequence[faces.Face]) -> list[EmbeddedFace]:
         embeddings = self.embedder.embed(numpy.stack([face.chip for face in found])) if found else []
         return [EmbeddedFace(face, embedding) for face, embedding in zip(found, embeddings)]

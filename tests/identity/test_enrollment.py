@@ -9,7 +9,7 @@ from PIL import Image
 
 from identity import enrollment, tasks
 from identity.models import Employee, FaceTemplate
-from training import engine
+from training import engine, faces
 from training.engine import FaceEngine
 from training.models import ModelVersion
 
@@ -53,7 +53,8 @@ def test_a_real_photo_becomes_a_ready_template_with_the_engines_embedding(
     template = enroll(employee, data, django_capture_on_commit_callbacks)
     assert template.status == FaceTemplate.Status.READY
     assert template.model_version == base_model_version
-    expected = FaceEngine(base_model_version.embedder()).embed_photo(data)[0].embedding
+    found = faces.detect_faces(faces.decode_image(data))
+    expected = FaceEngine(base_model_version.embedder()).embed_faces(found)[0].embedding
     numpy.testing.assert_allclose(numpy.array(template.embedding), expected, atol=1e-6)
     assert set(template.quality) == {"face_size", "sharpness", "brightness", "yaw", "pitch", "roll"}
     assert len(template.landmarks) == 5
