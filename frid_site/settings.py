@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here: /api/docs/ works offline
     "pgvector.django",
+    "django_celery_beat",  # schedules (training runs among them) edited in the admin
     "identity",
     "training",
 ]
@@ -189,7 +190,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Captured frames older than FRID_CAPTURE_RETENTION_DAYS are deleted; attempts stay.
     "purge-expired-captures": {"task": "identity.tasks.purge_expired_captures", "schedule": 3600.0},
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(FRID_DATA_DIR / "celerybeat-schedule")
+# Schedules live in the database (django-celery-beat) so HR edits them in the admin without a
+# deploy; the entries above are written there when beat starts. The training schedule is a row of
+# its own, created disabled by training's migration 0003 ("every Sunday 02:00").
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # Verification and attendance -------------------------------------------------
 

@@ -37,6 +37,15 @@ class Employee(models.Model):
     consent_recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    training_consent_recorded_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the employee agreed to their photos and verified captures being used to improve "
+                  "recognition (fine-tuning the network, automatic template updates). Separate from the "
+                  "biometric consent, and optional.",
+    )
+    training_consent_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="employee",
@@ -57,11 +66,32 @@ class Employee(models.Model):
         self.consent_recorded_by = user
         self.save(update_fields=["consent_recorded_at", "consent_recorded_by"])
 
+    @property
+    def agreed_to_training(self) -> bool:
+        return self.training_consent_recorded_at is not None
+
+    def record_training_consent(self, user) -> None:
+        self.training_consent_recorded_at = timezone.now()
+        self.training_consent_recorded_by = user
+        self.save(update_fields=["training_consent_recorded_at", "training_consent_recorded_by"])
+
 
 class FaceTemplateQuerySet(models.QuerySet):
+    def held_for_review(self):
+        """Ready templates flagged as a possible duplicate that HR has not decided on yet: kept out
+        of search until HR confirms or deletes them."""
+        return self.filter(
+            status=FaceTemplate.Status.READY,
+            possible_duplicate_of__isnull=False,
+            duplicate_decision=FaceTemplate.DuplicateDecision.UNDECIDED,
+        )
+
     def searchable(self, version: ModelVersion):
-        """Templates a face may be matched against: ready, of active employees, of this version."""
-        return self.filter(status=FaceTemplate.Status.READY, employee__is_active=True, model_version=version)
+        """Templates a face may be matched against: ready, of active employees, of this version,
+        and not held for a duplicate review."""
+        return self.filter(status=FaceTemplate.Status.READY, employee__is_active=True, model_version=version).exclude(
+            possible_duplicate_of__isnull=False, duplicate_decision=FaceTemplate.DuplicateDecision.UNDECIDED
+        )
 
     def nearest(self, embedding, version: ModelVersion):
         """Searchable templates ordered by Euclidean distance to ``embedding`` (HNSW index)."""
@@ -82,8 +112,23 @@ class FaceTemplate(models.Model):
         READY = "ready", "ready"
         REJECTED = "rejected", "rejected"
 
+    class Source(models.TextChoices):
+        PHOTO = "photo", "photo from HR"
+        CAPTURE = "capture", "automatic, from a verified kiosk capture"
+
+    class DuplicateDecision(models.TextChoices):
+        UNDECIDED = "", "not decided"
+        SAME_PERSON = "same_person", "same person: records merged"
+        DIFFERENT_PEOPLE = "different_people", "different people: both kept"
+
     employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="templates")
     source_image = models.FileField(upload_to=_source_path, max_length=255)
+    original_filename = models.CharField(max_length=255, blank=True, help_text="The uploaded file's name.")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.PHOTO)
+    from_attempt = models.ForeignKey(
+        "VerificationAttempt", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        related_name="+", help_text="The verified attempt an automatic template was taken from.",
+    )
     chip = models.FileField(upload_to="chips/", blank=True, max_length=255)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     reason = models.TextField(blank=True, help_text="Why the photo was rejected, and what to do.")
@@ -97,6 +142,15 @@ class FaceTemplate(models.Model):
         help_text="Another employee whose face this one matches.",
     )
     duplicate_distance = models.FloatField(null=True, blank=True)
+    duplicate_decision = models.CharField(max_length=20, choices=DuplicateDecision.choices, blank=True, default="")
+    duplicate_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    duplicate_decided_at = models.DateTimeField(null=True, blank=True)
+    found_boxes = models.JSONField(
+        null=True, blank=True, help_text="Every face box found in the photo ([left, top, right, bottom] each), "
+                                         "drawn on a rejected photo with several faces.",
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     queued_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -106,6 +160,7 @@ class FaceTemplate(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("view_facetemplate_photo", "Can view the uploaded photos of face templates")]
         indexes = [
             HnswIndex(
                 name="facetemplate_embedding_hnsw",
@@ -124,6 +179,26 @@ class FaceTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.employee.name}: {self.get_status_display()}"
+
+
+class TemplateEmbedding(models.Model):
+    """A ready template's embedding by a model version other than the one it is searched with:
+    a candidate being switched to (re-embedding after a training run), or the previous version
+    kept for roll-back. Search only ever reads FaceTemplate.embedding; switching versions swaps
+    the two in one transaction (training.switching)."""
+
+    template = models.ForeignKey(FaceTemplate, on_delete=models.CASCADE, related_name="other_embeddings")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    embedding = VectorField(dimensions=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["template", "model_version"], name="one_embedding_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"Template {self.template_id} by {self.model_version_id}"
 
 
 class BulkImport(models.Model):

@@ -9,7 +9,8 @@
 
 The helpers ask for permissions, not group names, so that an administrator may also grant a
 single permission to a user directly. The groups are created by migration identity 0004 with
-``GROUP_PERMISSIONS`` as it stood then (a test keeps the two in step).
+``GROUP_PERMISSIONS`` as it stood then, and migration 0006 added what came with training and the
+HR polish (a test keeps the migrations and this list in step).
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "identity.view_kiosk",
         "identity.view_verificationattempt",
         "identity.view_attendanceevent",  # reports: everyone's attendance
+        # Since migration 0006: uploaded photos, the network's versions and training runs.
+        "identity.view_facetemplate_photo",
+        "training.view_modelversion",
+        "training.activate_modelversion",  # activate, roll back (audited)
+        "training.view_modelversionevent",
+        "training.add_trainingrun",  # "train now"
+        "training.view_trainingrun",
+        "django_celery_beat.view_periodictask",
+        "django_celery_beat.change_periodictask",  # when training runs
+        "django_celery_beat.view_crontabschedule",
+        "django_celery_beat.add_crontabschedule",
+        "django_celery_beat.change_crontabschedule",
     ],
     AUDITOR: [
         "identity.view_verificationattempt",

@@ -13,6 +13,7 @@ import numpy
 
 from django.conf import settings
 from django.db import models, transaction
+from django.utils import timezone
 
 # How chips are cut: dlib's 5-point alignment to 150x150 with 25% padding (get_face_chip).
 DLIB_ALIGNMENT = "dlib-5point-150-pad25"
@@ -58,6 +59,7 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("activate_modelversion", "Can activate a model version or roll back to one")]
         constraints = [
             models.UniqueConstraint(
                 fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model_version"
@@ -146,3 +148,107 @@ class ModelVersion(models.Model):
         from training.engine import FaceEngine
 
         return FaceEngine(self.embedder(), live=live)
+
+
+class ModelVersionEvent(models.Model):
+    """What happened to a model version and who did it: imported, trained, calibrated, activated,
+    rolled back. Versions are read-only in the admin; these rows are their history."""
+
+    class Action(models.TextChoices):
+        IMPORTED = "imported", "imported"
+        TRAINED = "trained", "trained"
+        CALIBRATED = "calibrated", "thresholds calibrated"
+        ACTIVATED = "activated", "activated"
+        ROLLED_BACK = "rolled_back", "rolled back to"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    previous = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The version that was active before (activation and roll-back).",
+    )
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    by_name = models.CharField(
+        max_length=150, blank=True, help_text="Who or what did it: a user name, or the command or task."
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.get_action_display()} by {self.by_name or 'FRID'}"
+
+
+class TrainingRunQuerySet(models.QuerySet):
+    def unfinished(self):
+        return self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
+
+
+class TrainingRun(models.Model):
+    """One fine-tuning of the network: queued (admin, schedule or command), claimed by one worker
+    at a time, and ended accepted (succeeded: the candidate became active), rejected by the gate,
+    or failed (retryable)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        REJECTED = "rejected", "rejected by the gate"
+        FAILED = "failed", "failed"
+
+    class Trigger(models.TextChoices):
+        ADMIN = "admin", "train now (admin)"
+        SCHEDULE = "schedule", "schedule"
+        COMMAND = "command", "train_model command"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.ADMIN)
+    parameters = models.JSONField(default=dict, blank=True)
+    phase = models.CharField(max_length=100, blank=True, help_text="What the run is doing now.")
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    losses = models.JSONField(
+        default=list, blank=True, help_text="Per epoch: {epoch, loss, validation_loss}."
+    )
+    metrics_before = models.JSONField(default=dict, blank=True)
+    metrics_after = models.JSONField(default=dict, blank=True)
+    gate = models.JSONField(default=dict, blank=True, help_text="The gate's verdict and its reasons.")
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    base_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The version training started from.",
+    )
+    candidate = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs",
+        help_text="The trained version (kept for inspection when rejected).",
+    )
+    worker = models.CharField(max_length=200, blank=True, help_text="The host and process that ran it.")
+    task_id = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TrainingRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # One run at a time: a second worker's claim fails on this index.
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="running"), name="one_running_training_run"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Training run {self.pk} ({self.get_status_display()})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
