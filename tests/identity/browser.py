@@ -143,3 +143,18 @@ def browser_allowed(monkeypatch):
     """Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
     plain synchronous code."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# A table "overflows" when it is wider than the box that holds it: at 1280 px its last columns
+# are cut off or need a sideways scroll. Django's admin wraps results in div.results.
+OVERFLOWING_TABLES_SCRIPT = """
+() => Array.from(document.querySelectorAll('table')).filter(table => {
+    const box = table.parentElement.getBoundingClientRect();
+    return table.getBoundingClientRect().right > Math.min(box.right, window.innerWidth) + 1;
+}).map(table => table.id || table.className || table.parentElement.className || 'table')
+"""
+
+
+def overflowing_tables(page) -> list[str]:
+    """The tables on the page wider than their container or the window (their id or class)."""
+    return page.evaluate(OVERFLOWING_TABLES_SCRIPT)
