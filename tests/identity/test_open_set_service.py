@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 EMPLOYEES = 200
 STRANGERS = 200
+STRANGERS_ACCEPTED_AT_MOST = 5  # of 200, at a 1% target: see the assertion
 CANDIDATES = 240  # calibration people added at most, so that 200 reach their enrollment photos
 BATCH = 32
 PATIENT_TIMEOUT_SECONDS = 90
@@ -155,5 +156,9 @@ def test_two_hundred_enrolled_lfw_people_and_two_hundred_strangers(
     logger.warning("open-set service figures: %s", figures)
     out = Path(django_settings.FRID_DATA_DIR) / f"open_set_service-{photos_each}-photo.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")
-    assert strangers_verified <= 2  # at most 1% of strangers taken for somebody
+    # The thresholds are calibrated to take 1% of strangers for somebody: 2 of 200 on average, but
+    # the count is binomial, and CPUs that round TensorFlow's sums differently move a stranger or
+    # two across the line (CI once saw 3). A true 1% gives more than 5 with probability
+    # 1.6%; a calibration gone wrong at 5% gives 6 or more with probability 94%.
+    assert strangers_verified <= STRANGERS_ACCEPTED_AT_MOST
     assert recognised >= alone - 0.02 * EMPLOYEES  # the service path loses at most 2 points
