@@ -2,8 +2,9 @@
 
 Prepares the database (migrations, base model, first superuser), then runs the
 embedded PostgreSQL and Redis (unless DATABASE_URL / CELERY_BROKER_URL name
-servers), two Celery workers (one for live verification, one at lower CPU priority for
-enrollment and bulk work), Celery beat and the web server until Ctrl-C or SIGTERM.
+servers), three Celery workers (one for live verification, one at lower CPU priority for
+enrollment and bulk work, one at the lowest for training runs), Celery beat and the web server
+until Ctrl-C or SIGTERM.
 """
 
 import fcntl
@@ -25,6 +26,7 @@ logger = logging.getLogger("frid_site.runner")
 ADDRESS = os.environ.get("FRID_ADDRESS", "127.0.0.1:8000")
 STOP_TIMEOUT_SECONDS = 30
 BULK_NICENESS = 10
+TRAINING_NICENESS = 19
 POLL_SECONDS = 0.5
 
 
@@ -127,11 +129,16 @@ def start_children(children: list[tuple[str, subprocess.Popen]]) -> None:
         "verify-worker": [python, "-m", "celery", "-A", "frid_site", "worker",
                           "--queues", "verify", "--concurrency", "1", "--pool", "prefork",
                           "--hostname", "verify@%h", "--loglevel", "INFO"],
-        # Enrollment photos, bulk imports (and training runs) at a lower CPU priority, so that a
+        # Enrollment photos, bulk imports and re-embedding at a lower CPU priority, so that a
         # 1,000-photo import leaves the cores to the verify worker whenever a kiosk asks.
         "worker": ["nice", "-n", str(BULK_NICENESS), python, "-m", "celery", "-A", "frid_site", "worker",
-                   "--queues", "embeddings,bulk,training", "--concurrency", "1",
+                   "--queues", "embeddings,bulk", "--concurrency", "1",
                    "--hostname", "frid@%h", "--loglevel", "INFO"],
+        # Training runs at the lowest priority, each in a fresh process (TensorFlow holds its memory
+        # until its process exits): kiosks and enrollment always come first.
+        "training-worker": ["nice", "-n", str(TRAINING_NICENESS), python, "-m", "celery", "-A", "frid_site",
+                            "worker", "--queues", "training", "--concurrency", "1", "--pool", "prefork",
+                            "--max-tasks-per-child", "1", "--hostname", "training@%h", "--loglevel", "INFO"],
         "beat": [python, "-m", "celery", "-A", "frid_site", "beat", "--loglevel", "INFO"],
         # A production server (two processes for two cores); WhiteNoise serves the static files.
         "web": [python, "-m", "gunicorn", "frid_site.wsgi", "--bind", ADDRESS, "--workers", "2",

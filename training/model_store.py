@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy
 from django.conf import settings
 
-from training.models import ModelVersion
+from training.models import ModelVersion, ModelVersionEvent
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ def import_base_version(force: bool = False) -> tuple[ModelVersion, bool]:
             "imported into Keras by training.dlib_import.",
         },
     )
+    version.record(ModelVersionEvent.Action.IMPORTED, by_name="import_base_model",
+                   details={"sha256": digest, "threshold": BASE_THRESHOLD, "source": BASE_THRESHOLD_SOURCE})
     if not ModelVersion.objects.filter(is_active=True).exists():
-        version.activate()
+        version.activate(by_name="import_base_model")
     return version, True
 
 

@@ -24,6 +24,8 @@ OPEN_SET_FALSE_MATCH_RATE = 1e-2
 # 1% of strangers accepted, margins of 0, 0.04, 0.06, 0.08 and 0.10 find 74%, 78%, 82%, 84% and 82%
 # of 200 enrolled people (scratch simulation, 2026-12-02; the command reports its own figures).
 DEFAULT_OPEN_SET_MARGIN = 0.08
+# What a calibration stores in ModelVersion.metrics (training.calibration).
+CALIBRATION_KEYS = ("calibration_points", "calibration", "open_set")
 
 
 class ModelVersionQuerySet(models.QuerySet):
@@ -73,11 +75,31 @@ class ModelVersion(models.Model):
     def path(self) -> Path:
         return Path(settings.FRID_MODEL_DIR) / self.file
 
-    def activate(self) -> None:
+    def activate(self, *, by=None, by_name: str = "", action: str = "activated", details: dict | None = None) -> None:
+        """Make this the version enrollment and verification use, recording who did it. Stored
+        embeddings must already be of this version (identity.switching does that first)."""
         with transaction.atomic():
+            previous = ModelVersion.objects.select_for_update().filter(is_active=True).exclude(pk=self.pk).first()
             ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+            self.record(action, by=by, by_name=by_name, previous=previous, details=details)
         self.is_active = True
+
+    def save_calibration(self, calibration: dict, *, by=None, by_name: str = "") -> None:
+        """Store thresholds chosen by calibration (training.calibration), never typed in by hand."""
+        self.threshold = round(calibration["threshold"], 4)
+        self.threshold_source = calibration["threshold_source"][:255]
+        self.metrics = {**self.metrics, **{key: calibration[key] for key in CALIBRATION_KEYS if key in calibration}}
+        with transaction.atomic():
+            self.save(update_fields=["threshold", "threshold_source", "metrics"])
+            self.record(ModelVersionEvent.Action.CALIBRATED, by=by, by_name=by_name,
+                        details={"threshold": self.threshold, "source": self.threshold_source})
+
+    def record(self, action: str, *, by=None, by_name: str = "", previous=None, details: dict | None = None):
+        return ModelVersionEvent.objects.create(
+            version=self, action=action, previous=previous, by=by,
+            by_name=by_name or (by.get_username() if by is not None else "FRID"), details=details or {},
+        )
 
     @property
     def open_set_margin(self) -> float | None:

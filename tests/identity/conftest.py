@@ -111,9 +111,10 @@ class Workers:
         self.log_path = log_path
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, queues: str = "embeddings,bulk") -> subprocess.Popen:
+    def start(self, queues: str = "embeddings,bulk", options: tuple[str, ...] = ()) -> subprocess.Popen:
         """Start a worker like production's (prefork, one process); ``queues="verify"`` for a
-        verify worker, which loads the network before its first task."""
+        verify worker, which loads the network before its first task. ``options``: more of
+        celery worker's (e.g. ``("--max-tasks-per-child", "1")`` as the training worker has)."""
         environment = {
             **os.environ,
             "DATABASE_URL": database_url(connection.settings_dict),
@@ -125,7 +126,7 @@ class Workers:
             "-Q", queues, "-c", "1", "--pool", "prefork", "--loglevel", "INFO",
             "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
             # Talking to other workers only slows the start down; these tests run one at a time.
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", *options,
         ]
         with open(self.log_path, "a") as log:
             log.write(f"\n===== worker started at {time.strftime('%H:%M:%S')} =====\n")
