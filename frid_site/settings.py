@@ -31,6 +31,8 @@ MEDIA_ROOT = FRID_DATA_DIR / "media"
 MEDIA_URL = "media/"
 # Uploaded photos larger than this are refused with a message (phones write 3-8 MB).
 FRID_MAX_UPLOAD_BYTES = env_int("FRID_MAX_UPLOAD_BYTES", 15_000_000)
+# The largest zip the admin's bulk import accepts (each photo in it is held to the limit above).
+FRID_MAX_IMPORT_BYTES = env_int("FRID_MAX_IMPORT_BYTES", 2_000_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FRID_MAX_UPLOAD_BYTES + 1_000_000
 STATIC_ROOT = FRID_DATA_DIR / "static"
 # ./frid run collects the files there; tests and one-off commands read them from the apps instead.
@@ -164,13 +166,13 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
 # Three queues, so that nothing delays a kiosk: "verify" (live checks; a worker that runs nothing
 # else and keeps the network loaded), "embeddings" (single enrollment photos) and "bulk" (zip
-# imports, re-embedding), the last two on a worker at lower CPU priority. "training" is for the
-# fine-tuning runs of the next issue (GPU hosts).
+# imports, re-embedding), the last two on a worker at lower CPU priority. "training" is for
+# fine-tuning runs, on a worker of its own that starts a fresh process per run (GPU hosts).
 CELERY_TASK_DEFAULT_QUEUE = "embeddings"
 CELERY_TASK_ROUTES = {
     "identity.tasks.embed_frames": {"queue": "verify"},
     "identity.tasks.run_bulk_import": {"queue": "bulk"},
-    "training.tasks.train*": {"queue": "training"},
+    "training.tasks.train": {"queue": "training"},
 }
 # A task that dies with its worker runs again instead of being lost; one task at a time each.
 CELERY_TASK_ACKS_LATE = True
@@ -189,6 +191,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "requeue-pending-templates": {"task": "identity.tasks.requeue_pending_templates", "schedule": 60.0},
     # Captured frames older than FRID_CAPTURE_RETENTION_DAYS are deleted; attempts stay.
     "purge-expired-captures": {"task": "identity.tasks.purge_expired_captures", "schedule": 3600.0},
+    # Training runs whose worker died (killed, out of memory) are marked failed, retryable.
+    "fail-stale-training-runs": {"task": "training.tasks.fail_stale_training_runs", "schedule": 300.0},
 }
 # Schedules live in the database (django-celery-beat) so HR edits them in the admin without a
 # deploy; the entries above are written there when beat starts. The training schedule is a row of
@@ -207,6 +211,29 @@ FRID_REPEAT_CHECK_MINUTES = env_int("FRID_REPEAT_CHECK_MINUTES", 5)
 # Arrivals after the workday start plus the grace period are late.
 FRID_WORKDAY_START = env_str("FRID_WORKDAY_START", "09:00")
 FRID_LATE_GRACE_MINUTES = env_int("FRID_LATE_GRACE_MINUTES", 10)
+
+# Automatic templates (identity.template_updates): a verified kiosk capture of an employee who agreed
+# to their captures improving recognition becomes an extra template of theirs when its distance is
+# at most the decision's threshold minus FRID_AUTO_TEMPLATE_MARGIN (far inside it, so that a
+# stranger who barely passed never becomes a template). At most FRID_AUTO_TEMPLATES_PER_PERSON such
+# templates per employee (the oldest replaced first; HR's photos never; 0 turns the feature off),
+# and at most one per FRID_AUTO_TEMPLATE_MIN_HOURS, so that they span days, not one morning.
+# Margin and cap chosen with bench/template_updates.py (docs/BENCHMARKS.md).
+FRID_AUTO_TEMPLATES_PER_PERSON = env_int("FRID_AUTO_TEMPLATES_PER_PERSON", 5)
+FRID_AUTO_TEMPLATE_MARGIN = env_float("FRID_AUTO_TEMPLATE_MARGIN", 0.10)
+FRID_AUTO_TEMPLATE_MIN_HOURS = env_float("FRID_AUTO_TEMPLATE_MIN_HOURS", 20.0)
+
+# Training runs (training.runs) ----------------------------------------------
+
+# Chips found in photo folders and the frozen layers' activations are cached here between runs.
+FRID_TRAINING_CACHE_DIR = env_path("FRID_TRAINING_CACHE_DIR", FRID_DATA_DIR / "training-cache")
+# A public folder of labelled faces (one sub-folder per person) added to every scheduled run; none by default.
+FRID_TRAINING_PUBLIC_DIR = env_str("FRID_TRAINING_PUBLIC_DIR", "")
+# The gate's fixed reference set: every image of LFW View 1's DevTest people under FRID_FACES_DIR,
+# unless this names another folder (one sub-folder per person).
+FRID_TRAINING_REFERENCE_DIR = env_str("FRID_TRAINING_REFERENCE_DIR", "")
+# A running run that has not reported for this long lost its worker: it is marked failed (retryable).
+FRID_TRAINING_STALE_MINUTES = env_int("FRID_TRAINING_STALE_MINUTES", 15)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -15,19 +15,22 @@ the summary with the reason, never as a crash.
 
 Zip archives (uploaded in the admin, run by the ``run_bulk_import`` task) are checked before
 anything is unpacked: size, member count, total unpacked size, no paths that leave the folder.
+An uploaded import keeps its summary as data (``ImportSummary.to_document``, in BulkImport.report)
+so that its page can link every employee and photo it names.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import stat
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -51,9 +54,11 @@ BATCH_SIZE = 32
 
 # Limits on uploaded zips. A zip of 1,000 phone photos is about 4 GB; HR imports smaller
 # batches. Unpacked size and member count are checked before unpacking, against zip bombs.
-MAX_ARCHIVE_BYTES = getattr(settings, "FRID_MAX_IMPORT_BYTES", 2_000_000_000)
-MAX_UNPACKED_BYTES = 2 * MAX_ARCHIVE_BYTES
+# Each photo inside is held to FRID_MAX_UPLOAD_BYTES, as a photo added on an employee's page is.
 MAX_ARCHIVE_MEMBERS = 20_000
+# The shape of BulkImport.report as run_archive_import writes it (ImportSummary.to_document);
+# a report of another shape (plain text, from before) is shown as it is.
+REPORT_VERSION = 1
 # What archivers add that is not the user's: macOS resource forks and Finder/Explorer files.
 JUNK_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -80,6 +85,40 @@ class ImportProblem(ValueError):
     """The folder or archive cannot be imported at all; the message says why and what to do."""
 
 
+# --- Limits, read from the settings when used (so that a changed setting is what pages say) -----
+
+
+def photo_limit() -> int:
+    """The largest photo accepted, inside a zip as on an employee's page."""
+    return settings.FRID_MAX_UPLOAD_BYTES
+
+
+def archive_limit() -> int:
+    """The largest zip accepted."""
+    return settings.FRID_MAX_IMPORT_BYTES
+
+
+def unpacked_limit() -> int:
+    """The most a zip may unpack to: photos barely compress, so twice the zip is generous."""
+    return 2 * archive_limit()
+
+
+def size_in_words(size: int) -> str:
+    """A size as people read it, in decimal units as the limits are set: "15 MB", "2 GB", "1.5 MB"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
+def limits_in_words() -> str:
+    """The one size rule of an import, as help texts and errors state it."""
+    return (
+        f"Each photo up to {size_in_words(photo_limit())} (as on an employee's page); the zip up to "
+        f"{size_in_words(archive_limit())} and {MAX_ARCHIVE_MEMBERS:,} files."
+    )
+
+
 @dataclass(frozen=True)
 class PhotoEntry:
     """One photo to import, or one CSV row that cannot be (``problem`` says why)."""
@@ -98,23 +137,70 @@ class PhotoOutcome:
     photo: str
     employee_number: str
     reason: str
+    employee_id: int | None = None  # None for a row that names no employee we could make
+    template_id: int | None = None  # None for a file that never became a template
+
+
+@dataclass(frozen=True)
+class EmployeeOutcome:
+    """An employee the import created, or gave new photos to."""
+
+    employee_id: int
+    employee_number: str
+    name: str
 
 
 @dataclass
 class ImportSummary:
     total_photos: int = 0
     processed_photos: int = 0
-    employees_created: int = 0
-    employees_updated: int = 0  # existing employees that got photos
-    photos_enrolled: int = 0
+    created_employees: list[EmployeeOutcome] = field(default_factory=list)
+    updated_employees: list[EmployeeOutcome] = field(default_factory=list)  # existing employees that got photos
+    enrolled: list[PhotoOutcome] = field(default_factory=list)
     rejected: list[PhotoOutcome] = field(default_factory=list)  # refused by the enrollment rules
     unreadable: list[PhotoOutcome] = field(default_factory=list)  # not photos, unreadable, bad rows
     possible_duplicates: list[PhotoOutcome] = field(default_factory=list)  # enrolled, but like someone else
     still_pending: int = 0  # taken over by a worker before this process finished them
 
     @property
+    def employees_created(self) -> int:
+        return len(self.created_employees)
+
+    @property
+    def employees_updated(self) -> int:
+        return len(self.updated_employees)
+
+    @property
+    def photos_enrolled(self) -> int:
+        return len(self.enrolled)
+
+    @property
     def photos_not_enrolled(self) -> int:
         return len(self.rejected) + len(self.unreadable)
+
+    def to_document(self) -> dict:
+        """The summary as JSON-ready data: what an uploaded import keeps, for its page to list."""
+        return {"version": REPORT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_document(cls, document: dict) -> "ImportSummary":
+        def photos(key: str) -> list[PhotoOutcome]:
+            return [PhotoOutcome(**outcome) for outcome in document.get(key, [])]
+
+        def employees(key: str) -> list[EmployeeOutcome]:
+            return [EmployeeOutcome(**employee) for employee in document.get(key, [])]
+
+        return cls(
+            total_photos=document.get("total_photos", 0),
+            processed_photos=document.get("processed_photos", 0),
+            created_employees=employees("created_employees"),
+            updated_employees=employees("updated_employees"),
+            enrolled=photos("enrolled"),
+            rejected=photos("rejected"),
+            unreadable=photos("unreadable"),
+            possible_duplicates=photos("possible_duplicates"),
+            still_pending=document.get("still_pending", 0),
+        )
 
     def report(self) -> str:
         """The summary in plain words, photo by photo for everything that needs a person's attention."""
@@ -311,31 +397,35 @@ class _Importer:
                 employee_number=entry.employee_number,
                 defaults={"name": entry.name, "email": entry.email, "department": entry.department},
             )
-            if created:
-                self.summary.employees_created += 1
-            else:
-                self.summary.employees_updated += 1
+            outcome = EmployeeOutcome(employee.pk, employee.employee_number, employee.name)
+            (self.summary.created_employees if created else self.summary.updated_employees).append(outcome)
             # Whoever runs the import states that consent was collected for everyone in it.
             employee.record_consent(self.consent_recorded_by)
             self.employees[entry.employee_number] = employee
         return employee
 
     def _unreadable(self, entry: PhotoEntry, reason: str) -> None:
-        self.summary.unreadable.append(PhotoOutcome(entry.label, entry.employee_number, reason))
+        # The employee, if this import made or found them (a bad CSV row may name one another row made).
+        employee = self.employees.get(entry.employee_number)
+        self.summary.unreadable.append(PhotoOutcome(
+            entry.label, entry.employee_number, reason, employee_id=employee.pk if employee else None,
+        ))
         return None
 
     def _count(self, template: FaceTemplate, entry: PhotoEntry) -> None:
+        def outcome(reason: str) -> PhotoOutcome:
+            return PhotoOutcome(entry.label, entry.employee_number, reason, template.employee_id, template.pk)
+
         if template.status == FaceTemplate.Status.READY:
-            self.summary.photos_enrolled += 1
+            self.summary.enrolled.append(outcome(""))
             duplicate = template.possible_duplicate_of
             if duplicate is not None:
-                self.summary.possible_duplicates.append(PhotoOutcome(
-                    entry.label, entry.employee_number,
+                self.summary.possible_duplicates.append(outcome(
                     f"looks like {duplicate.name} ({duplicate.employee_number}), distance "
-                    f"{template.duplicate_distance:.2f}.",
+                    f"{template.duplicate_distance:.2f}."
                 ))
         elif template.status == FaceTemplate.Status.REJECTED:
-            self.summary.rejected.append(PhotoOutcome(entry.label, entry.employee_number, template.reason))
+            self.summary.rejected.append(outcome(template.reason))
         else:
             self.summary.still_pending += 1
 
@@ -348,9 +438,10 @@ def _read_photo(path: Path) -> tuple[bytes, str]:
         if not stat.S_ISREG(status.st_mode):
             return b"", "This is not a regular file. Put photos only in the folder."
         # Checked before reading, so a huge file never lands in memory.
-        if size > settings.FRID_MAX_UPLOAD_BYTES:
+        if size > photo_limit():
+            # Worded as identity.enrollment words the same refusal on an employee's page.
             return b"", (
-                f"The file is {size / 1e6:.1f} MB; photos up to {settings.FRID_MAX_UPLOAD_BYTES / 1e6:.0f} MB "
+                f"The file is {size / 1e6:.1f} MB; photos up to {photo_limit() / 1e6:.0f} MB "
                 "are accepted. Use a smaller copy of the photo."
             )
         data = path.read_bytes()
@@ -401,10 +492,10 @@ def _process(template_ids: list[int]) -> None:
 
 def check_archive(stream: BinaryIO, size: int | None = None) -> list[zipfile.ZipInfo]:
     """The archive's members, checked; raises ImportProblem for anything unsafe or unusable."""
-    if size is not None and size > MAX_ARCHIVE_BYTES:
+    if size is not None and size > archive_limit():
         raise ImportProblem(
-            f"The zip is {size / 1e6:.0f} MB; zips up to {MAX_ARCHIVE_BYTES / 1e6:.0f} MB are accepted. "
-            "Split it into several zips."
+            f"The zip is {size_in_words(size)}; zips up to {size_in_words(archive_limit())} are accepted "
+            f"(each photo in it up to {size_in_words(photo_limit())}). Split it into several zips."
         )
     try:
         with zipfile.ZipFile(stream) as archive:
@@ -413,12 +504,12 @@ def check_archive(stream: BinaryIO, size: int | None = None) -> list[zipfile.Zip
         raise ImportProblem("This file is not a zip archive, or it is damaged. Upload a .zip file.") from error
     if len(members) > MAX_ARCHIVE_MEMBERS:
         raise ImportProblem(
-            f"The zip holds {len(members)} files; up to {MAX_ARCHIVE_MEMBERS} are accepted. Split it."
+            f"The zip holds {len(members):,} files; up to {MAX_ARCHIVE_MEMBERS:,} are accepted. Split it."
         )
     unpacked = sum(member.file_size for member in members)
-    if unpacked > MAX_UNPACKED_BYTES:
+    if unpacked > unpacked_limit():
         raise ImportProblem(
-            f"The zip unpacks to {unpacked / 1e6:.0f} MB; up to {MAX_UNPACKED_BYTES / 1e6:.0f} MB is accepted. "
+            f"The zip unpacks to {size_in_words(unpacked)}; up to {size_in_words(unpacked_limit())} is accepted. "
             "Split it into several zips."
         )
     for member in members:
@@ -445,7 +536,7 @@ def extract_archive(stream: BinaryIO, destination: Path) -> Path:
     """Unpack a checked archive into ``destination``; returns the folder to import from."""
     check_archive(stream)
     stream.seek(0)
-    budget = MAX_UNPACKED_BYTES
+    budget = unpacked_limit()
     with zipfile.ZipFile(stream) as archive:
         for member in archive.infolist():
             path = _member_path(member)
@@ -521,8 +612,21 @@ def run_archive_import(import_id: int) -> None:
         _fail(bulk, _stopped(bulk, UNEXPECTED_ERROR, error=error.__class__.__name__))
         raise
     BulkImport.objects.filter(pk=bulk.pk).update(
-        status=BulkImport.Status.DONE, report=summary.report(), finished_at=timezone.now(), **_counts(summary)
+        status=BulkImport.Status.DONE, report=json.dumps(summary.to_document()), finished_at=timezone.now(),
+        **_counts(summary),
     )
+
+
+def stored_summary(bulk: BulkImport) -> ImportSummary | None:
+    """The summary a finished import kept, or None when its report is plain text (imports made
+    before reports were kept as data) or there is none."""
+    try:
+        document = json.loads(bulk.report)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("version") != REPORT_VERSION:
+        return None
+    return ImportSummary.from_document(document)
 
 
 def _import_archive(bulk: BulkImport) -> ImportSummary:

@@ -1,11 +1,19 @@
 """Pages: home, the kiosk page (1:N) and personal check-in (1:1). Both verification pages post
 camera frames to /api/v1/verify/ from static/identity/verify.js; the page only tells the script
-where to post and how (its configuration, through json_script), never any data."""
+where to post and how (its configuration, through json_script), never any data.
+
+Where each person may go (``destinations_for``) is decided once, here: the home page's cards and
+every page's header (the ``destinations`` template tag) show the same choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from identity import roles
@@ -17,8 +25,52 @@ SWITCH_URL = "/api/v1/attendance/{event_id}/switch/"
 KIOSK_ANSWER_SECONDS = 8
 
 
+# Who registers kiosks is who sets a kiosk's screen up (pasting its token once).
+KIOSK_SETUP_PERMISSION = "identity.add_kiosk"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A page the home page and the header lead to."""
+
+    title: str
+    url_name: str
+    description: str
+    in_header: bool = True  # "Log in" has its own place in the header
+
+    @property
+    def url(self) -> str:
+        return reverse(self.url_name)
+
+
+KIOSK = Destination("Kiosk", "kiosk", "The shared screen at an entrance: people check in by looking at it.")
+LOG_IN = Destination("Log in", "login", "To check in at your own computer and see your attendance.", in_header=False)
+CHECK_IN = Destination("Check in", "check-in", "Check in or out at your own computer, with its camera.")
+MY_ATTENDANCE = Destination("My attendance", "my-attendance", "Your days: first in, last out, hours present.")
+ADMIN = Destination("Admin", "admin:index", "Employees and their photos, bulk imports, kiosks, the audit.")
+REPORTS = Destination("Attendance reports", "attendance-report", "Everyone's days, by department; CSV.")
+
+
+def destinations_for(user) -> list[Destination]:
+    """Where this person may go: a visitor (a kiosk's screen too) the kiosk page and logging in;
+    an employee their check-in and attendance; HR and auditors the reports; staff the admin; who
+    registers kiosks the kiosk page. Links a person could only be refused at are left out."""
+    if not user.is_authenticated:
+        return [KIOSK, LOG_IN]
+    chosen = []
+    if roles.employee_of(user) is not None:
+        chosen += [CHECK_IN, MY_ATTENDANCE]
+    if user.is_staff:
+        chosen.append(ADMIN)
+    if roles.sees_all_attendance(user):
+        chosen.append(REPORTS)
+    if user.has_perm(KIOSK_SETUP_PERMISSION):
+        chosen.append(KIOSK)
+    return chosen
+
+
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    return render(request, "home.html", {"destinations": destinations_for(request.user)})
 
 
 def kiosk(request: HttpRequest) -> HttpResponse:

@@ -17,8 +17,11 @@ from celery.signals import celeryd_after_setup, worker_process_init, worker_read
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 
-from identity import enrollment, verification
+from django.dispatch import receiver
+
+from identity import enrollment, switching, verification
 from identity.models import FaceTemplate
+from training.signals import candidate_accepted
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +157,10 @@ def verify(check: verification.Check) -> verification.Outcome:
     except VerificationBusy:
         return verification.busy(check, claimed)
     frames = [verification.FrameResult.from_json(frame) for frame in answer["frames"]]
-    return verification.decide(check, claimed, frames, answer["version"])
+    outcome = verification.decide(check, claimed, frames, answer["version"])
+    if outcome.keep_capture:
+        queue_capture_template(outcome.attempt.pk)
+    return outcome
 
 
 def _embed_on_a_verify_worker(frames: list[bytes]) -> dict:
@@ -222,3 +228,65 @@ def _requeue_after_a_restart(sender=None, **kwargs):
     # timeout (hours); queue every pending template again now. Processing is idempotent.
     if not _warm_up_after_fork:
         requeue_pending_templates.delay(0)
+
+
+# --- Switching the network (after a training run, an activation or a roll-back in the admin) --------
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    max_retries=8,
+    soft_time_limit=3 * 3600,
+    time_limit=3 * 3600 + 300,
+)
+def switch_version(version_id: int, by_id: int | None = None, action: str = "activated",
+                   run_id: int | None = None) -> dict:
+    """Embed every ready template with the version (in the background, search going on with the
+    active one), then switch to it in one transaction. Idempotent: run again, it resumes."""
+    return switching.embed_then_switch(version_id, by_id=by_id, action=action, run_id=run_id)
+
+
+def queue_switch(version, by=None, action: str = "activated", run=None) -> None:
+    """Switch to ``version`` in the background, once the current transaction has committed."""
+    arguments = [version.pk, getattr(by, "pk", None), action, getattr(run, "pk", None)]
+    transaction.on_commit(lambda: switch_version.apply_async(args=arguments, queue="bulk"))
+
+
+@receiver(candidate_accepted)
+def _switch_to_accepted_candidate(sender=None, version=None, run=None, **kwargs):
+    queue_switch(version, by=getattr(run, "created_by", None), run=run)
+
+
+# --- Automatic templates ------------------------------------------------------------------------
+
+
+@shared_task(
+    acks_late=True,  # idempotent: a capture already kept is not kept twice
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def keep_capture_as_template(attempt_id: int) -> int | None:
+    """A verified kiosk capture kept as an automatic template of its employee, on an embeddings
+    worker (identity.template_updates); the new template's id, or None when it did not qualify."""
+    from identity import template_updates
+
+    template = template_updates.keep_capture(attempt_id)
+    return template.pk if template else None
+
+
+def queue_capture_template(attempt_id: int) -> None:
+    """Send the capture's task once the attempt is committed. Never fails a check: a capture that
+    cannot be sent is only a template not added."""
+    transaction.on_commit(lambda: _send_capture_template(attempt_id))
+
+
+def _send_capture_template(attempt_id: int) -> None:
+    try:
+        keep_capture_as_template.apply_async(args=[attempt_id], retry=False)
+    except Exception as error:  # any broker failure
+        logger.warning("could not queue attempt %s's capture as a template: %s", attempt_id, error)

@@ -26,7 +26,8 @@ from typing import Any
 import numpy
 from django.db import transaction
 
-from identity import attendance, matching
+from identity import attendance, matching, template_updates
+from identity.images import looks_like_an_image
 from identity.models import AttemptCapture, AttendanceEvent, Employee, Kiosk, VerificationAttempt
 from training.models import ModelVersion
 
@@ -96,6 +97,9 @@ class Outcome:
     attempt: VerificationAttempt
     event: AttendanceEvent | None = None
     employee: Employee | None = None
+    # Whether the capture may become an automatic template (identity.template_updates); the
+    # caller sends that work to a worker, after the answer is decided.
+    keep_capture: bool = False
 
     @property
     def http_status(self) -> int:
@@ -160,16 +164,6 @@ def _claimed_employee(check: Check) -> Employee | None:
     return employee
 
 
-_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"GIF8", b"BM")
-
-
-def looks_like_an_image(data: bytes) -> bool:
-    """The first bytes of an image format the worker can read (the worker checks the rest)."""
-    return any(data.startswith(signature) for signature in _IMAGE_SIGNATURES) and (
-        not data.startswith(b"RIFF") or data[8:12] == b"WEBP"
-    )
-
-
 # --- Recording ----------------------------------------------------------------------------------
 
 
@@ -208,7 +202,8 @@ def decide(check: Check, claimed: Employee | None, frames: list[FrameResult], ve
         direction = check.direction or attendance.usual_direction(match.employee)
         attempt = _record(check, Decision.VERIFIED, "", match=match, direction=direction, **common)
         event = attendance.record_event(match.employee, direction, attempt)
-    return Outcome(attempt, event, match.employee)
+    keep = template_updates.worth_keeping(attempt, match.employee)
+    return Outcome(attempt, event, match.employee, keep_capture=keep)
 
 
 def _same_person(embeddings: numpy.ndarray, threshold: float) -> bool:

@@ -6,7 +6,10 @@ Schroff, Kalenichenko, Philbin, "FaceNet: A Unified Embedding for Face
 Recognition and Clustering", CVPR 2015. Batch-hard mining from Hermans, Beyer,
 Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017.
 
-All distances here are squared Euclidean distances, as in the formula above.
+Distances are squared Euclidean distances, as in the formula above, unless a mining function
+is given ``squared=False``: then they are plain Euclidean distances, the distance FRID decides
+with. Fine-tuning dlib's network (whose outputs are not L2-normalised) worked better that way in
+our trial: batch-hard on the raw distance with margin 0.1-0.2.
 
 Two ways to train with it:
 
@@ -17,7 +20,11 @@ Two ways to train with it:
   (image, identity label) and the model compiles with
   `BatchHardTripletLoss(margin)` or `SemiHardTripletLoss(margin)`; triplets are
   then picked inside each batch, so batches must hold several photos of each
-  identity.
+  identity;
+* online mining as a layer: `MinedTripletLossLayer(margin, mining)` called on
+  [embeddings, labels] adds the mined loss with `add_loss` and passes the
+  embeddings through, so the labels are a model input and the model compiles
+  with an optimizer only (training.finetune).
 """
 
 import math
@@ -74,6 +81,19 @@ def pairwise_squared_distances(embeddings: Any) -> Any:
     return distances * off_diagonal
 
 
+def pairwise_distances(embeddings: Any, squared: bool = True) -> Any:
+    """Matrix (B, B) of squared (default) or plain Euclidean distances between rows.
+
+    The square root's gradient is infinite at 0 (the diagonal, and identical embeddings), which
+    would turn the masked-out entries into NaN gradients; those entries stay exactly 0 instead.
+    """
+    distances = pairwise_squared_distances(embeddings)
+    if squared:
+        return distances
+    positive = distances > 0.0
+    return ops.where(positive, ops.sqrt(ops.where(positive, distances, 1.0)), 0.0)
+
+
 def _flat_labels(labels: Any, embeddings: Any) -> Any:
     """Labels as a (B,) tensor, after checking the shapes that are known."""
     labels = ops.convert_to_tensor(labels)
@@ -117,19 +137,20 @@ def _mean_over(values: Any, valid: Any) -> Any:
     return ops.sum(values * valid) / ops.maximum(ops.sum(valid), 1.0)
 
 
-def batch_hard_triplet_loss(labels: Any, embeddings: Any, margin: float) -> Any:
+def batch_hard_triplet_loss(labels: Any, embeddings: Any, margin: float, squared: bool = True) -> Any:
     """Batch-hard triplet loss (Hermans et al. 2017), a scalar.
 
     Each anchor is paired with its farthest positive and its nearest negative
     in the batch. Anchors that have no positive (their identity appears once)
     or no negative (the whole batch is one identity) are left out of the mean;
     anchors whose hardest triplet already satisfies the margin count with loss
-    0. Returns 0 when no anchor is valid.
+    0. Returns 0 when no anchor is valid. ``squared=False`` mines and measures with the plain
+    Euclidean distance.
     """
     margin = validate_margin(margin)
     embeddings = ops.convert_to_tensor(embeddings)
     labels = _flat_labels(labels, embeddings)
-    distances = pairwise_squared_distances(embeddings)
+    distances = pairwise_distances(embeddings, squared)
     positive_mask, negative_mask = _label_masks(labels)
 
     # Distances are >= 0, so 0 is a neutral filler for the maximum.
@@ -144,7 +165,7 @@ def batch_hard_triplet_loss(labels: Any, embeddings: Any, margin: float) -> Any:
     return _mean_over(losses, valid)
 
 
-def batch_semi_hard_triplet_loss(labels: Any, embeddings: Any, margin: float) -> Any:
+def batch_semi_hard_triplet_loss(labels: Any, embeddings: Any, margin: float, squared: bool = True) -> Any:
     """Semi-hard triplet loss (FaceNet, section 3.2), a scalar.
 
     Every (anchor, positive) pair with a ≠ p is used. Its negative is the
@@ -157,12 +178,13 @@ def batch_semi_hard_triplet_loss(labels: Any, embeddings: Any, margin: float) ->
     fallback is the farthest negative, which is gentler early in training,
     when FaceNet warns that the hardest negatives can collapse the embedding.
     Pairs whose anchor has no negative are left out of the mean; returns 0 when
-    there is no valid pair. Memory is O(B³) for a batch of B embeddings.
+    there is no valid pair. Memory is O(B³) for a batch of B embeddings. ``squared=False``
+    mines and measures with the plain Euclidean distance.
     """
     margin = validate_margin(margin)
     embeddings = ops.convert_to_tensor(embeddings)
     labels = _flat_labels(labels, embeddings)
-    distances = pairwise_squared_distances(embeddings)
+    distances = pairwise_distances(embeddings, squared)
     positive_mask, negative_mask = _label_masks(labels)
 
     # Indexed [anchor, positive, negative].
@@ -228,9 +250,10 @@ class _MinedTripletLoss(keras.losses.Loss):
     integers below 2**24 to stay distinct.
     """
 
-    def __init__(self, margin: float = 0.2, name: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, margin: float = 0.2, name: str | None = None, squared: bool = True, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.margin = validate_margin(margin)
+        self.squared = bool(squared)
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         if sample_weight is not None:
@@ -241,7 +264,7 @@ class _MinedTripletLoss(keras.losses.Loss):
         return super().__call__(y_true, y_pred)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "margin": self.margin}
+        return {**super().get_config(), "margin": self.margin, "squared": self.squared}
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -249,7 +272,7 @@ class BatchHardTripletLoss(_MinedTripletLoss):
     """Keras loss wrapping `batch_hard_triplet_loss` (y_true=labels, y_pred=embeddings)."""
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        return batch_hard_triplet_loss(y_true, y_pred, self.margin)
+        return batch_hard_triplet_loss(y_true, y_pred, self.margin, self.squared)
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -257,4 +280,40 @@ class SemiHardTripletLoss(_MinedTripletLoss):
     """Keras loss wrapping `batch_semi_hard_triplet_loss` (y_true=labels, y_pred=embeddings)."""
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        return batch_semi_hard_triplet_loss(y_true, y_pred, self.margin)
+        return batch_semi_hard_triplet_loss(y_true, y_pred, self.margin, self.squared)
+
+
+MINING = {"batch_hard": batch_hard_triplet_loss, "semi_hard": batch_semi_hard_triplet_loss}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class MinedTripletLossLayer(keras.layers.Layer):
+    """Adds the triplet loss mined inside the batch (``mining`` "batch_hard" or "semi_hard") to
+    the model with ``add_loss``; called on [embeddings, labels], returns the embeddings unchanged.
+
+    ``squared=False`` (the default here) measures with the plain Euclidean distance, the one FRID
+    decides with; the mining functions keep FaceNet's squared distance as their default.
+    """
+
+    def __init__(self, margin: float = 0.2, mining: str = "batch_hard", squared: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mining not in MINING:
+            raise ValueError(f"Triplet mining must be one of {', '.join(MINING)}; got {mining!r}.")
+        self.margin = validate_margin(margin)
+        self.mining = mining
+        self.squared = bool(squared)
+
+    def call(self, inputs: list[Any]) -> Any:
+        if len(inputs) != 2:
+            raise ValueError(
+                f"MinedTripletLossLayer takes [embeddings, labels], got {len(inputs)} inputs."
+            )
+        embeddings, labels = inputs
+        self.add_loss(MINING[self.mining](labels, embeddings, self.margin, squared=self.squared))
+        return embeddings
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return input_shape[0]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "margin": self.margin, "mining": self.mining, "squared": self.squared}

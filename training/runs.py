@@ -37,7 +37,9 @@ PHASES = {
     "calibrating the candidate's thresholds": 0.93,
 }
 # A run without its own copies these; train_model's options and HR's parameters override them.
-DEFAULT_RUN_PARAMETERS = {"public": "", "reference": "", "validation_share": 0.2, "seed": 0}
+# The fine-tuning's own ("training") are training.finetune.Parameters, written out in full when
+# the run starts, so its page shows every value it used.
+DEFAULT_RUN_PARAMETERS = {"public": "", "reference": "", "training": {}}
 
 
 class RunFailed(RuntimeError):
@@ -121,7 +123,16 @@ def _process_exists(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed process whose parent died too may linger as a zombie until something reaps it.
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): trust the signal check
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
 
 
 def retry(run: TrainingRun, by=None) -> TrainingRun:
@@ -200,6 +211,8 @@ def _execute(run: TrainingRun, report: Reporter) -> None:
 
     report.say(f"worker {run.worker}; {finetune.configure_tensorflow()}")
     parameters = finetune.Parameters.from_json(run.parameters.get("training", {}))
+    run.parameters = {**run.parameters, "training": parameters.as_json()}
+    TrainingRun.objects.filter(pk=run.pk).update(parameters=run.parameters)
     base = ModelVersion.objects.active()
     run.base_version = base
     TrainingRun.objects.filter(pk=run.pk).update(base_version=base)
@@ -207,8 +220,7 @@ def _execute(run: TrainingRun, report: Reporter) -> None:
     report.phase("collecting faces")
     reference = _reference_set(run, report)
     faces = _training_faces(run, report, exclude=set(reference.names))
-    train, validation = data.split_by_identity(faces, run.parameters.get("validation_share", 0.2),
-                                               seed=run.parameters.get("seed", 0))
+    train, validation = data.split_by_identity(faces, parameters.validation_share, seed=parameters.seed)
     report.say(f"{train.identities} identities ({len(train)} faces) to train on, {validation.identities} "
                f"({len(validation)}) to validate on, {reference.identities} ({len(reference)}) in the reference set")
 

@@ -22,7 +22,8 @@ from rest_framework.views import APIView
 from identity import attendance, roles, tasks
 from identity.api import permissions, serializers
 from identity.models import AttendanceEvent, Employee, FaceTemplate, Kiosk, VerificationAttempt
-from identity.verification import Check, looks_like_an_image
+from identity.images import looks_like_an_image
+from identity.verification import Check
 
 Mode = VerificationAttempt.Mode
 

@@ -1,6 +1,8 @@
 """Importing employees from a zip in the admin: the upload's checks, the task, the progress page."""
 
 import io
+import json
+import random
 import zipfile
 
 import pytest
@@ -39,6 +41,12 @@ def photos_zip(faces_dir) -> bytes:
     return zip_of(files)
 
 
+def table(page: str, table_id: str) -> str:
+    """The HTML of the page's table with this id."""
+    start = page.index(f'<table id="{table_id}"')
+    return page[start:page.index("</table>", start)]
+
+
 def upload(client, data: bytes, consent: bool = True, name: str = "new-hires.zip"):
     form = {"archive": SimpleUploadedFile(name, data, content_type="application/zip")}
     if consent:
@@ -75,7 +83,14 @@ def test_an_uploaded_zip_is_imported_by_the_task_and_its_page_shows_the_outcome(
     assert '<strong id="import-status">done</strong>' in page
     assert '<td data-count="enrolled_photos">2</td>' in page
     assert '<td data-count="employees_created">3</td>' in page
-    assert "Abdullatif_Sener/Abdullatif_Sener_0002.jpg (employee Abdullatif_Sener): This photo shows 2 faces" in page
+    created = table(page, "created-employees")
+    for employee in Employee.objects.all():
+        assert f'<a href="{reverse("admin:identity_employee_change", args=[employee.pk])}">{employee.name}</a>' in created
+    rejected = table(page, "rejected-photos")
+    template = FaceTemplate.objects.get(status=FaceTemplate.Status.REJECTED)
+    assert (f'<a href="{reverse("admin:identity_facetemplate_change", args=[template.pk])}">'
+            "Abdullatif_Sener/Abdullatif_Sener_0002.jpg</a>") in rejected
+    assert "This photo shows 2 faces" in rejected
     assert "setTimeout(poll" not in page  # finished: the page no longer refreshes itself
     progress = admin_client.get(reverse("admin:identity_bulkimport_progress", args=[bulk.pk])).json()
     assert progress == {
@@ -115,15 +130,40 @@ def test_it_refuses_a_zip_with_paths_outside_its_folder(admin_client, name, db):
     assert not BulkImport.objects.exists()
 
 
-def test_it_refuses_a_zip_that_unpacks_to_more_than_the_limit(admin_client, monkeypatch, db):
-    monkeypatch.setattr(bulk_import, "MAX_UNPACKED_BYTES", 1_000_000)
-    bomb = zip_of({"E1/zeros.jpg": bytes(1_000_001)})
+def test_it_refuses_a_zip_that_unpacks_to_more_than_the_limit(admin_client, settings, db):
+    settings.FRID_MAX_IMPORT_BYTES = 500_000  # a zip may unpack to twice that
+    bomb = zip_of({"E1/zeros.jpg": bytes(1_500_000)})
     assert len(bomb) < 10_000  # zeros compress to almost nothing: the header's size is what counts
 
     response = upload(admin_client, bomb)
 
-    assert "The zip unpacks to 1 MB; up to 1 MB is accepted" in response.content.decode()
+    assert "The zip unpacks to 1.5 MB; up to 1 MB is accepted" in response.content.decode()
     assert not BulkImport.objects.exists()
+
+
+def test_it_refuses_a_zip_over_the_limit_stating_the_zip_and_photo_limits_from_the_settings(
+    admin_client, settings, db
+):
+    settings.FRID_MAX_IMPORT_BYTES = 2_000
+    settings.FRID_MAX_UPLOAD_BYTES = 1_500
+    large = zip_of({"E1/photo.jpg": random.Random(0).randbytes(3_000)})  # noise does not compress
+    assert len(large) > 2_000
+
+    page = upload(admin_client, large).content.decode()
+
+    assert (f"The zip is {len(large) / 1e3:.3g} kB; zips up to 2 kB are accepted (each photo in it up to 1.5 kB). "
+            "Split it into several zips.") in page
+    assert not BulkImport.objects.exists()
+
+
+def test_the_help_text_states_one_rule_for_photos_and_zips_from_the_settings(admin_client, settings, db):
+    settings.FRID_MAX_IMPORT_BYTES = 1_500_000_000
+    settings.FRID_MAX_UPLOAD_BYTES = 15_000_000
+
+    page = admin_client.get(reverse("admin:identity_bulkimport_add")).content.decode()
+
+    assert "Each photo up to 15 MB (as on an employee's page); the zip up to 1.5 GB and 20,000 files." in page
+    assert 'data-archive-limit="1500000000"' in page  # what the page checks before sending
 
 
 def test_it_refuses_a_zip_with_too_many_files(admin_client, monkeypatch, db):
@@ -141,11 +181,30 @@ def test_it_refuses_a_file_that_is_not_a_zip(admin_client, db):
     assert not BulkImport.objects.exists()
 
 
-def test_it_refuses_an_upload_without_confirmed_consent(admin_client, db):
+def test_it_refuses_an_upload_without_confirmed_consent_and_says_to_choose_the_zip_again(admin_client, db):
     response = upload(admin_client, zip_of({"E1/photo.jpg": b"x"}), consent=False)
 
+    page = response.content.decode()
     assert response.status_code == 200
     assert not BulkImport.objects.exists()
+    assert admin_imports.CONSENT_MISSING in page
+    assert admin_imports.CHOOSE_AGAIN in page
+
+
+def test_a_form_refused_before_any_zip_was_chosen_does_not_ask_to_choose_it_again(admin_client, db):
+    page = admin_client.post(reverse("admin:identity_bulkimport_add"), {}).content.decode()
+
+    assert admin_imports.CONSENT_MISSING in page
+    assert admin_imports.CHOOSE_AGAIN not in page
+
+
+def test_the_import_form_asks_for_consent_before_the_zip_and_has_one_import_button(admin_client, db):
+    page = admin_client.get(reverse("admin:identity_bulkimport_add")).content.decode()
+
+    assert page.index('name="consent"') < page.index('name="archive"')
+    assert '<input type="submit" value="Import" class="default" name="_save" id="import-button">' in page
+    assert 'name="_addanother"' not in page and 'name="_continue"' not in page
+    assert "identity/bulk_import.js" in page  # consent and size checked before the zip is sent
 
 
 def test_a_redelivered_import_is_marked_interrupted_instead_of_importing_twice(db):
@@ -196,6 +255,50 @@ def test_the_import_list_offers_an_import_from_a_zip_page_with_a_consent_checkbo
     assert "<h1>Import employees from a zip</h1>" in page
     assert 'type="checkbox" name="consent"' in page
     assert 'type="file" name="archive"' in page
+
+
+def test_a_finished_import_lists_its_employees_and_photos_with_links_to_their_pages(admin_client, db):
+    ann = Employee.objects.create(employee_number="E1", name="Ann Archer")
+    gone = Employee.objects.create(employee_number="E2", name="Gus Gone")
+    bob = Employee.objects.create(employee_number="E3", name="Bob Brown")
+    ready = FaceTemplate.objects.create(employee=ann, source_image="faces/1/ann.jpg")
+    rejected = FaceTemplate.objects.create(employee=ann, source_image="faces/1/two.jpg", status="rejected")
+    summary = bulk_import.ImportSummary(
+        total_photos=4, processed_photos=4,
+        created_employees=[bulk_import.EmployeeOutcome(person.pk, person.employee_number, person.name)
+                           for person in (ann, gone)],
+        updated_employees=[bulk_import.EmployeeOutcome(bob.pk, "E3", "Bob Brown")],
+        enrolled=[bulk_import.PhotoOutcome("E1/ann.jpg", "E1", "", ann.pk, ready.pk)],
+        rejected=[bulk_import.PhotoOutcome("E1/two.jpg", "E1", "This photo shows 2 faces.", ann.pk, rejected.pk)],
+        unreadable=[bulk_import.PhotoOutcome("E2/notes.txt", "E2", "This file is not a photo.", gone.pk),
+                    bulk_import.PhotoOutcome("employees.csv line 3", "", "The name is missing. Fill it in.")],
+    )
+    bulk = BulkImport.objects.create(archive="imports/x.zip", status=BulkImport.Status.DONE,
+                                     report=json.dumps(summary.to_document()))
+    gone.delete()
+
+    page = admin_client.get(reverse("admin:identity_bulkimport_change", args=[bulk.pk])).content.decode()
+
+    created = table(page, "created-employees")
+    assert f'<a href="{reverse("admin:identity_employee_change", args=[ann.pk])}">Ann Archer</a>' in created
+    assert "Gus Gone (deleted since)" in created
+    assert "0: not enrolled yet, add a photo" in created  # Gus's only file was not a photo
+    assert "Bob Brown" in table(page, "updated-employees") and "Bob Brown" not in created
+    rejected_row = table(page, "rejected-photos")
+    assert f'<a href="{reverse("admin:identity_facetemplate_change", args=[rejected.pk])}">E1/two.jpg</a>' in rejected_row
+    assert "This photo shows 2 faces." in rejected_row
+    unreadable = table(page, "unreadable-photos")
+    assert "E2/notes.txt" in unreadable and "This file is not a photo." in unreadable
+    assert "employees.csv line 3" in unreadable and "<td>—</td>" in unreadable  # the row named nobody
+
+
+def test_an_import_reported_in_plain_text_before_reports_were_kept_as_data_still_shows_it(admin_client, db):
+    bulk = BulkImport.objects.create(archive="imports/x.zip", status=BulkImport.Status.DONE,
+                                     report="Employees created: 1; existing employees given new photos: 0.")
+
+    page = admin_client.get(reverse("admin:identity_bulkimport_change", args=[bulk.pk])).content.decode()
+
+    assert '<pre class="import-report">Employees created: 1; existing employees given new photos: 0.</pre>' in page
 
 
 def test_a_zip_of_one_employee_folder_is_not_taken_for_a_wrapping_folder(tmp_path):

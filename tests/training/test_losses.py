@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from training.losses import (
     BatchHardTripletLoss,
+    MinedTripletLossLayer,
     SemiHardTripletLoss,
     TripletLossLayer,
     batch_hard_triplet_loss,
@@ -46,8 +47,10 @@ def brute_force_distances(embeddings):
     )
 
 
-def brute_force_batch_hard(labels, embeddings, margin):
+def brute_force_batch_hard(labels, embeddings, margin, squared=True):
     distances = brute_force_distances(embeddings)
+    if not squared:
+        distances = np.sqrt(distances)
     losses = []
     for anchor in range(len(labels)):
         positives = [
@@ -336,3 +339,86 @@ def test_a_model_trains_on_identity_labels_with_the_batch_hard_loss():
     )
     assert loss_before > 0
     assert loss_after < loss_before
+
+
+# The same four points with plain Euclidean distances, margin 0.5:
+#   d01 = 2, d02 = 1, d03 = 3, d12 = √5, d13 = √13, d23 = 2.
+# Batch-hard: a0: 2 − 1 + 0.5 = 1.5;  a1: 2 − √5 + 0.5;  a2: 2 − 1 + 0.5 = 1.5;
+#             a3: 2 − 3 + 0.5 < 0 → 0                       mean = (5.5 − √5) / 4
+# Semi-hard (d_ap < d_an < d_ap + 0.5, else the nearest negative):
+#   (0, 1): negatives 1, 3 → none → 1 → 1.5     (1, 0): √5 → 2.5 − √5
+#   (2, 3): negatives 1, √5 → √5 → 2.5 − √5     (3, 2): negatives 3, √13 → none → 3 → 0
+#                                                mean = (6.5 − 2√5) / 4
+RAW_MARGIN = 0.5
+RAW_BATCH_HARD = (5.5 - math.sqrt(5)) / 4
+RAW_SEMI_HARD = (6.5 - 2 * math.sqrt(5)) / 4
+
+
+def test_batch_hard_loss_on_plain_distances_matches_the_hand_computed_value():
+    loss = batch_hard_triplet_loss(FOUR_LABELS, FOUR_POINTS, RAW_MARGIN, squared=False)
+    assert float(loss) == pytest.approx(RAW_BATCH_HARD, rel=1e-5)
+
+
+def test_semi_hard_loss_on_plain_distances_matches_the_hand_computed_value():
+    loss = batch_semi_hard_triplet_loss(FOUR_LABELS, FOUR_POINTS, RAW_MARGIN, squared=False)
+    assert float(loss) == pytest.approx(RAW_SEMI_HARD, rel=1e-5)
+
+
+def test_plain_distances_give_finite_gradients_when_two_embeddings_are_identical():
+    # Identical rows have distance 0, where the square root's gradient is infinite.
+    embeddings = tf.Variable(np.array([[0, 0], [0, 0], [0, 1], [0, 3]], dtype="float32"))
+    for mined_loss in (batch_hard_triplet_loss, batch_semi_hard_triplet_loss):
+        with tf.GradientTape() as tape:
+            loss = mined_loss(FOUR_LABELS, embeddings, RAW_MARGIN, squared=False)
+        assert np.all(np.isfinite(tape.gradient(loss, embeddings).numpy()))
+
+
+@pytest.mark.parametrize(
+    "mining, squared, expected",
+    [("batch_hard", False, RAW_BATCH_HARD), ("semi_hard", False, RAW_SEMI_HARD),
+     # squared, margin 0.5: a0 4 − 1 + 0.5, a1 4 − 5 + 0.5 < 0, a2 4 − 1 + 0.5, a3 4 − 9 + 0.5 < 0
+     ("batch_hard", True, 7 / 4)],
+)
+def test_mined_triplet_loss_layer_adds_the_mined_loss_and_passes_the_embeddings_through(mining, squared, expected):
+    layer = MinedTripletLossLayer(margin=RAW_MARGIN, mining=mining, squared=squared)
+    outputs = layer([FOUR_POINTS, FOUR_LABELS])
+    assert np.array_equal(keras.ops.convert_to_numpy(outputs), FOUR_POINTS)
+    assert len(layer.losses) == 1
+    assert float(layer.losses[0]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_mined_triplet_loss_layer_measures_plain_distances_by_default():
+    layer = MinedTripletLossLayer(margin=RAW_MARGIN)
+    layer([FOUR_POINTS, FOUR_LABELS])
+    assert float(layer.losses[0]) == pytest.approx(RAW_BATCH_HARD, rel=1e-5)
+
+
+def test_mined_triplet_loss_layer_rejects_an_unknown_mining():
+    with pytest.raises(ValueError, match="batch_hard, semi_hard"):
+        MinedTripletLossLayer(mining="hardest")
+
+
+def test_mined_triplet_loss_layer_config_round_trips():
+    layer = MinedTripletLossLayer(margin=0.1, mining="semi_hard", squared=True, name="mined")
+    rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(rebuilt, MinedTripletLossLayer)
+    assert (rebuilt.margin, rebuilt.mining, rebuilt.squared, rebuilt.name) == (0.1, "semi_hard", True, "mined")
+
+
+def test_a_model_with_labels_as_input_trains_on_the_mined_layer_loss():
+    keras.utils.set_random_seed(5)
+    labels, points = random_batch()
+    features = keras.Input(shape=(5,), name="features")
+    identities = keras.Input(shape=(), dtype="int32", name="labels")
+    embeddings = keras.layers.Dense(3)(features)
+    embedding_model = keras.Model(features, embeddings)
+    model = keras.Model([features, identities], MinedTripletLossLayer(margin=1.0)([embeddings, identities]))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01))
+    inputs = {"features": points, "labels": labels}
+    expected = brute_force_batch_hard(labels, embedding_model(points).numpy(), 1.0, squared=False)
+    first = model.train_on_batch(inputs)
+    for _ in range(20):
+        last = model.train_on_batch(inputs)
+    # train_on_batch reports the loss before its update: the mined loss of the initial embeddings.
+    assert first == pytest.approx(expected, rel=1e-4)
+    assert last < first
