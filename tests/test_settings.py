@@ -257,14 +257,14 @@ def test_a_bad_variable_stops_the_settings_naming_it(tmp_path):
 @pytest.mark.parametrize(
     "task, queue",
     [
-        ("training.tasks.train_model", "training"),
-        ("training.tasks.train", "training"),
-        ("training.tasks.embed_photos", "embeddings"),
-        ("training.tasks.retrain", "embeddings"),
+        ("training.tasks.train", "training"),  # the run itself, on the training worker
+        ("training.tasks.train_on_schedule", "embeddings"),  # beat's entry only queues a run
+        ("training.tasks.fail_stale_training_runs", "embeddings"),
+        ("identity.tasks.switch_version", "embeddings"),  # sent to "bulk" explicitly
         ("identity.tasks.train_employee", "embeddings"),
     ],
 )
-def test_training_tasks_whose_names_start_with_train_go_to_the_training_queue(task, queue):
+def test_only_training_runs_go_to_the_training_queue(task, queue):
     assert app.amqp.router.route({}, task)["queue"].name == queue
 
 
