@@ -6,6 +6,8 @@ from django.urls import include, path
 admin.site.site_header = "FRID administration"
 admin.site.site_title = "FRID"
 admin.site.index_title = "Face re-identification"
+# One dash for every empty cell, on every admin page.
+admin.site.empty_value_display = "—"
 admin.site.site_url = "/"
 
 urlpatterns = [

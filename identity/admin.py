@@ -2,27 +2,42 @@
 
 Photos only come in through the employee page (or a bulk import); every photo goes through
 identity.enrollment.add_photo and is checked by a background worker. Face images are shown
-through the staff-only views of identity.views, never from MEDIA_URL. The embedding is never
-part of any form: it is personal data, and pgvector's array breaks admin forms.
+through staff-only views (chips: identity.views; uploaded photos: the template admin's own
+views below, to staff allowed to see them), never from MEDIA_URL. The embedding is never part of
+any form: it is personal data, and pgvector's array breaks admin forms.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.text import Truncator
 
-from identity import enrollment, tasks, views
+from identity import duplicates, enrollment, previews, quality, tasks, views
 from identity.forms import EmployeeForm
+from identity.images import looks_like_an_image
 from identity.models import Employee, FaceTemplate
 
 READY = FaceTemplate.Status.READY
 PENDING = FaceTemplate.Status.PENDING
 REJECTED = FaceTemplate.Status.REJECTED
+CAPTURE = FaceTemplate.Source.CAPTURE
+UNDECIDED = FaceTemplate.DuplicateDecision.UNDECIDED
+
+# One dash for every empty cell, in every list and page of these admins.
+EMPTY = "—"
+PHOTO_PERMISSION = "identity.view_facetemplate_photo"
+# Longest side of the uploaded photo as shown: in a list row (twice the shown size, for sharp
+# screens), and opened on its own.
+SMALL_PHOTO_SIDE, LARGE_PHOTO_SIDE = 240, 1280
 
 # How often the change page asks for the statuses of pending photos.
 POLL_MILLISECONDS = 3000
@@ -31,10 +46,28 @@ WAITING_FOR_WORKER = (
     "checked as soon as a worker runs (an administrator can check that `./frid run` or the worker "
     "service is up)."
 )
+HELD_FOR_REVIEW = "Ready, but not used for recognition until you decide about the possible duplicate."
+DUPLICATE_ADVICE = (
+    "Not used for recognition until you decide: the same person with two employee records (merge "
+    "them), different people (keep both), or delete this photo."
+)
 
 
 def plural(count: int, singular: str, several: str | None = None) -> str:
     return f"{count} {singular if count == 1 else several or singular + 's'}"
+
+
+def employee_url(employee_id: int) -> str:
+    return reverse("admin:identity_employee_change", args=[employee_id])
+
+
+def review_url(template_id: int, back_to: str = "") -> str:
+    url = reverse("admin:identity_facetemplate_duplicate", args=[template_id])
+    return f"{url}?{urlencode({'next': back_to})}" if back_to else url
+
+
+def local_time(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
 
 
 # --- How a template is shown ------------------------------------------------------------------
@@ -42,7 +75,7 @@ def plural(count: int, singular: str, several: str | None = None) -> str:
 
 def face_thumbnail(template: FaceTemplate, size: int = 75) -> str:
     if not template.chip:
-        return "—"
+        return EMPTY
     return format_html(
         '<img class="face-chip" src="{}" width="{}" height="{}" alt="Face of {}" loading="lazy">',
         reverse("identity:template-chip", args=[template.pk]),
@@ -52,45 +85,134 @@ def face_thumbnail(template: FaceTemplate, size: int = 75) -> str:
     )
 
 
+def file_name(template: FaceTemplate) -> str:
+    """The uploaded file's name; for templates from before names were kept, the stored one."""
+    if template.original_filename:
+        return template.original_filename
+    if not template.source_image:
+        return EMPTY  # an automatic template keeps no photo: only its face
+    stored = template.source_image.name.rsplit("/", 1)[-1]
+    return stored.split("-", 1)[-1]  # without the upload time in front
+
+
+def uploaded_photo(template: FaceTemplate, width: int) -> str:
+    """The uploaded photo (face boxes drawn on it) linked to its full size, and its file name;
+    the photo itself only to staff allowed to see uploaded photos."""
+    if not template.source_image:
+        return ""  # an automatic template: the captured frame is not kept, only the face
+    name = format_html('<span class="photo-file-name">{}</span>', file_name(template))
+    if not getattr(template, "photo_allowed", False):
+        return name
+    if not _shows_as_an_image(template):
+        return format_html('{}<span class="photo-note">not an image: nothing to show</span>', name)
+    photo = reverse("admin:identity_facetemplate_photo", args=[template.pk])
+    return format_html(
+        '<a href="{}?side=large" target="_blank" rel="noopener" title="Open the photo">'
+        '<img class="source-photo" src="{}?side=small" width="{}" alt="Uploaded photo {}" loading="lazy"></a>'
+        '{} <a class="photo-original" href="{}">original file</a>',
+        photo, photo, width, file_name(template), name,
+        reverse("admin:identity_facetemplate_original", args=[template.pk]),
+    )
+
+
+def _shows_as_an_image(template: FaceTemplate) -> bool:
+    try:
+        with template.source_image.open("rb") as stream:
+            return looks_like_an_image(stream.read(16))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
 def outcome(template: FaceTemplate) -> str:
     """What happened to the photo, in plain words: the rejection reason says what to do."""
     if template.status == REJECTED:
-        return format_html('<span class="template-rejected">{}</span>', template.reason)
+        boxed = " The faces found are boxed on the photo." if len(template.found_boxes or ()) > 1 else ""
+        return format_html('<span class="template-rejected">Rejected: {}{}</span>', template.reason, boxed)
     if template.status == PENDING:
         if views.waits_for_worker(template):
             return format_html('<span class="template-waiting">{}</span>', WAITING_FOR_WORKER)
         return "Being checked…"
+    if template.possible_duplicate_of_id and template.duplicate_decision == UNDECIDED:
+        return format_html('<span class="duplicate-warning">{}</span>', HELD_FOR_REVIEW)
     return "Ready: this face is used for recognition." if template.employee.is_active else (
         "Ready, but not used while the employee is inactive."
     )
 
 
 def quality_figures(template: FaceTemplate) -> str:
-    quality = template.quality
-    if not quality:
-        return "—"
+    if not template.quality:
+        return EMPTY
     return format_html(
-        "face {} px, sharpness {}, brightness {}<br>pose: yaw {}°, pitch {}°, roll {}°",
-        quality.get("face_size"),
-        quality.get("sharpness"),
-        quality.get("brightness"),
-        quality.get("yaw"),
-        quality.get("pitch"),
-        quality.get("roll"),
+        '<ul class="quality-figures">{}</ul>',
+        format_html_join(
+            "",
+            '<li>{} {} <span class="reading reading-{}">{}</span></li>',
+            ((figure.label, figure.shown, figure.reading, figure.reading)
+             for figure in quality.figures(template.quality)),
+        ),
     )
 
 
-def duplicate_warning(template: FaceTemplate) -> str:
+def duplicate_warning(template: FaceTemplate, back_to: str = "", advice: bool = True) -> str:
+    """The possible duplicate, what to do about it while undecided, and the decision once made."""
     other = template.possible_duplicate_of
+    if template.duplicate_decision != UNDECIDED:
+        decided_by = template.duplicate_decided_by
+        return format_html(
+            '<span class="duplicate-decided">{}{}</span>',
+            template.get_duplicate_decision_display().capitalize(),
+            f" (by {decided_by.get_username() if decided_by else 'a removed user'}, "
+            f"{local_time(template.duplicate_decided_at)})" if template.duplicate_decided_at else "",
+        )
     if other is None:
-        return "—"
+        return EMPTY
     distance = f"{template.duplicate_distance:.3f}" if template.duplicate_distance is not None else "?"
     return format_html(
-        '<span class="duplicate-warning">⚠ Possible duplicate of <a href="{}">{}</a> (distance {})</span>',
-        reverse("admin:identity_employee_change", args=[other.pk]),
-        str(other),
-        distance,
+        '<span class="duplicate-warning">⚠ Possible duplicate of <a href="{}">{}</a> (distance {}).</span> '
+        '{}<a class="button duplicate-review-link" href="{}">Review and decide</a>',
+        employee_url(other.pk), str(other), distance,
+        format_html('<span class="duplicate-advice">{}</span> ', DUPLICATE_ADVICE) if advice else "",
+        review_url(template.pk, back_to),
     )
+
+
+def duplicate_flag(template_id: int, other: Employee | tuple[int, str], back_to: str) -> str:
+    """The short warning of a list row: who it may duplicate, and the link to decide."""
+    other_id, other_name = (other.pk, other.name) if isinstance(other, Employee) else other
+    return format_html(
+        '<span class="duplicate-warning">⚠ Possible duplicate of <a href="{}">{}</a></span> '
+        '<a class="duplicate-review-link" href="{}">review</a>',
+        employee_url(other_id), other_name, review_url(template_id, back_to),
+    )
+
+
+def source_description(template: FaceTemplate) -> str:
+    """Where the template came from: HR's photo, or a verified capture (linking to its attempt)."""
+    if template.source != CAPTURE:
+        return "HR photo"
+    # FRID made it itself: HR may delete it (FaceTemplateAdmin.has_delete_permission).
+    delete = format_html(
+        ' <a class="deletelink" href="{}">delete</a>', reverse("admin:identity_facetemplate_delete", args=[template.pk])
+    )
+    if template.from_attempt_id is None:
+        return format_html("automatic, from a verified capture{}", delete)
+    return format_html(
+        'automatic, from <a href="{}">a verified capture</a>{}',
+        reverse("admin:identity_verificationattempt_change", args=[template.from_attempt_id]), delete,
+    )
+
+
+def checked(template: FaceTemplate) -> str:
+    if template.processed_at is None:
+        return EMPTY
+    version = f", {template.model_version}" if template.model_version_id else ""
+    return f"{local_time(template.processed_at)}{version}"
+
+
+def with_photo_permission(templates: QuerySet, request: HttpRequest) -> QuerySet:
+    """Rows that know whether this user may see uploaded photos (a column has no request)."""
+    allowed = request.user.has_perm(PHOTO_PERMISSION)
+    return templates.annotate(photo_allowed=Value(allowed, output_field=BooleanField()))
 
 
 class _TemplateColumns:
@@ -99,6 +221,16 @@ class _TemplateColumns:
     @admin.display(description="face")
     def face(self, template: FaceTemplate) -> str:
         return face_thumbnail(template)
+
+    @admin.display(description="uploaded photo")
+    def photo(self, template: FaceTemplate) -> str:
+        return format_html(
+            '{}<span class="template-source">{}</span>', uploaded_photo(template, 120), source_description(template)
+        )
+
+    @admin.display(description="file", ordering="original_filename")
+    def file(self, template: FaceTemplate) -> str:
+        return file_name(template)
 
     @admin.display(description="result")
     def result(self, template: FaceTemplate) -> str:
@@ -110,7 +242,21 @@ class _TemplateColumns:
 
     @admin.display(description="possible duplicate")
     def duplicate(self, template: FaceTemplate) -> str:
-        return duplicate_warning(template)
+        return duplicate_warning(template, employee_url(template.employee_id))
+
+    @admin.display(description="source")
+    def origin(self, template: FaceTemplate) -> str:
+        return source_description(template)
+
+    @admin.display(description="checked")
+    def checked(self, template: FaceTemplate) -> str:
+        return checked(template)
+
+    @admin.display(description="result")
+    def checked_result(self, template: FaceTemplate) -> str:
+        if template.processed_at is None:
+            return outcome(template)
+        return format_html('{}<span class="template-checked">checked {}</span>', outcome(template), checked(template))
 
 
 class FaceTemplateInline(_TemplateColumns, admin.TabularInline):
@@ -119,17 +265,25 @@ class FaceTemplateInline(_TemplateColumns, admin.TabularInline):
     model = FaceTemplate
     fk_name = "employee"
     extra = 0
-    fields = ("face", "status", "result", "measurements", "duplicate", "model_version", "processed_at")
+    fields = ("photo", "face", "checked_result", "measurements", "duplicate")
     readonly_fields = fields
     verbose_name = "face photo"
     verbose_name_plural = "face photos"
+    empty_value_display = EMPTY
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # photos come in through the employee form, checked by add_photo
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("employee", "model_version", "possible_duplicate_of")
+    @admin.display(description="possible duplicate")
+    def duplicate(self, template: FaceTemplate) -> str:
+        # The banner on top of the page says what to do; the row keeps the warning and the link.
+        return duplicate_warning(template, employee_url(template.employee_id), advice=False)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        templates = super().get_queryset(request).select_related(
+            "employee", "model_version", "possible_duplicate_of", "duplicate_decided_by"
+        )
+        return with_photo_permission(templates, request)
 
 
 # --- Employees --------------------------------------------------------------------------------
@@ -171,25 +325,21 @@ class ReadyTemplateFilter(_YesNoFilter):
         return Exists(FaceTemplate.objects.filter(employee=OuterRef("pk"), status=READY))
 
 
+def _first_held(**link) -> QuerySet:
+    return FaceTemplate.objects.held_for_review().filter(**link).order_by("duplicate_distance", "pk")
+
+
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
     form = EmployeeForm
     change_form_template = "admin/identity/employee/change_form.html"
-    list_display = (
-        "employee_number",
-        "name",
-        "department",
-        "is_active",
-        "consent_given",
-        "ready_photos",
-        "pending_photos",
-        "rejected_photos",
-        "duplicate",
-    )
-    list_display_links = ("employee_number", "name")
+    # Few, narrow columns: the list fits a 1280 px laptop screen (counts and warnings wrap).
+    list_display = ("employee", "department_name", "active", "consent_given", "photo_counts", "duplicate")
+    list_display_links = ("employee",)
     search_fields = ("employee_number", "name", "email")
     list_filter = ("department", "is_active", ConsentFilter, ReadyTemplateFilter)
     readonly_fields = ("consent_record",)
+    empty_value_display = EMPTY
     fieldsets = (
         (None, {"fields": ("employee_number", "name", "email", "department", "is_active")}),
         ("Biometric consent", {"fields": ("consent", "consent_record")}),
@@ -199,51 +349,69 @@ class EmployeeAdmin(admin.ModelAdmin):
     actions = ["deactivate", "reactivate", "record_consent", "retry_rejected_photos"]
 
     class Media:
-        css = {"all": ["identity/enroll.css"]}
+        css = {"all": ["identity/enroll.css", "identity/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        first_duplicate = FaceTemplate.objects.filter(
-            employee=OuterRef("pk"), status=READY, possible_duplicate_of__isnull=False
-        ).order_by("duplicate_distance")
+        # A held duplicate shows on both employees: the one whose photo it is, and the one it resembles.
+        own = _first_held(employee=OuterRef("pk"))
+        resembling = _first_held(possible_duplicate_of=OuterRef("pk"))
         return (
             super()
             .get_queryset(request)
             .annotate(
-                ready_count=Count("templates", filter=Q(templates__status=READY)),
-                pending_count=Count("templates", filter=Q(templates__status=PENDING)),
-                rejected_count=Count("templates", filter=Q(templates__status=REJECTED)),
-                duplicate_of_id=Subquery(first_duplicate.values("possible_duplicate_of")[:1]),
-                duplicate_of_name=Subquery(first_duplicate.values("possible_duplicate_of__name")[:1]),
+                ready_count=Count("templates", filter=Q(templates__status=READY), distinct=True),
+                pending_count=Count("templates", filter=Q(templates__status=PENDING), distinct=True),
+                rejected_count=Count("templates", filter=Q(templates__status=REJECTED), distinct=True),
+                held_id=Subquery(own.values("pk")[:1]),
+                held_other_id=Subquery(own.values("possible_duplicate_of")[:1]),
+                held_other_name=Subquery(own.values("possible_duplicate_of__name")[:1]),
+                resembling_id=Subquery(resembling.values("pk")[:1]),
+                resembling_other_id=Subquery(resembling.values("employee")[:1]),
+                resembling_other_name=Subquery(resembling.values("employee__name")[:1]),
             )
         )
 
     # Columns and read-only fields
 
+    @admin.display(description="employee", ordering="name")
+    def employee(self, employee: Employee) -> str:
+        return format_html('{}<span class="employee-number">{}</span>', employee.name, employee.employee_number)
+
+    @admin.display(description="active", boolean=True, ordering="is_active")
+    def active(self, employee: Employee) -> bool:
+        return employee.is_active
+
+    @admin.display(description="department", ordering="department")
+    def department_name(self, employee: Employee) -> str:
+        return employee.department or EMPTY
+
     @admin.display(description="consent", boolean=True, ordering="consent_recorded_at")
     def consent_given(self, employee: Employee) -> bool:
         return employee.consent_recorded_at is not None
 
-    @admin.display(description="ready", ordering="ready_count")
-    def ready_photos(self, employee: Employee) -> int:
-        return employee.ready_count
-
-    @admin.display(description="pending", ordering="pending_count")
-    def pending_photos(self, employee: Employee) -> int:
-        return employee.pending_count
-
-    @admin.display(description="rejected", ordering="rejected_count")
-    def rejected_photos(self, employee: Employee) -> int:
-        return employee.rejected_count
+    @admin.display(description="photos", ordering="ready_count")
+    def photo_counts(self, employee: Employee) -> str:
+        others = []
+        if employee.pending_count:
+            others.append(f"{employee.pending_count} being checked")
+        if employee.rejected_count:
+            others.append(f"{employee.rejected_count} rejected")
+        if employee.ready_count:
+            return ", ".join([f"{employee.ready_count} ready", *others])
+        return format_html(
+            '<span class="not-enrolled">not enrolled yet</span>{}', f" ({', '.join(others)})" if others else ""
+        )
 
     @admin.display(description="warning")
     def duplicate(self, employee: Employee) -> str:
-        if employee.duplicate_of_id is None:
-            return ""
-        return format_html(
-            '<span class="duplicate-warning">⚠ Possible duplicate of <a href="{}">{}</a></span>',
-            reverse("admin:identity_employee_change", args=[employee.duplicate_of_id]),
-            employee.duplicate_of_name,
-        )
+        if employee.held_id is not None:
+            template_id, other_id, other_name = employee.held_id, employee.held_other_id, employee.held_other_name
+        elif employee.resembling_id is not None:
+            template_id, other_id = employee.resembling_id, employee.resembling_other_id
+            other_name = employee.resembling_other_name
+        else:
+            return EMPTY
+        return duplicate_flag(template_id, (other_id, other_name), reverse("admin:identity_employee_changelist"))
 
     @admin.display(description="consent record")
     def consent_record(self, employee: Employee) -> str:
@@ -251,7 +419,7 @@ class EmployeeAdmin(admin.ModelAdmin):
             return "Not recorded: photos are refused until consent is recorded."
         recorded_by = employee.consent_recorded_by
         by = f" by {recorded_by.get_username()}" if recorded_by else ""
-        return f"Recorded {timezone.localtime(employee.consent_recorded_at):%Y-%m-%d %H:%M}{by}."
+        return f"Recorded {local_time(employee.consent_recorded_at)}{by}."
 
     # Saving
 
@@ -299,10 +467,10 @@ class EmployeeAdmin(admin.ModelAdmin):
         # After sending photos, HR wants to see how they fare, not the list of employees.
         to_list = reverse("admin:identity_employee_changelist")
         if getattr(request, "photos_received", 0) and getattr(response, "url", "").split("?")[0] == to_list:
-            return HttpResponseRedirect(reverse("admin:identity_employee_change", args=[employee.pk]))
+            return HttpResponseRedirect(employee_url(employee.pk))
         return response
 
-    # The change page's progress panel and camera
+    # The change page's progress panel, duplicate reviews and camera
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
@@ -319,7 +487,25 @@ class EmployeeAdmin(admin.ModelAdmin):
                 "pending": pending,
                 "pollMilliseconds": POLL_MILLISECONDS,
             }
+            extra_context["duplicate_reviews"] = self._duplicate_reviews(int(object_id))
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _duplicate_reviews(self, employee_id: int) -> list[dict]:
+        """The held duplicates this employee is part of, for the banner on top of the page."""
+        employee = Employee.objects.filter(pk=employee_id).first()
+        if employee is None:
+            return []
+        reviews = []
+        for template in duplicates.held_for(employee):
+            own = template.employee_id == employee_id
+            other = template.possible_duplicate_of if own else template.employee
+            reviews.append({
+                "own": own,
+                "other": other,
+                "other_url": employee_url(other.pk),
+                "review_url": review_url(template.pk, employee_url(employee_id)),
+            })
+        return reviews
 
     # Actions
 
@@ -352,21 +538,26 @@ class EmployeeAdmin(admin.ModelAdmin):
 @admin.register(FaceTemplate)
 class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
     """Every template, to find the rejected or stuck ones; read-only, no adding (photos come
-    through the employee page), and never the embedding."""
+    through the employee page), and never the embedding. Its own views: the uploaded photo, the
+    original file, and the review of a possible duplicate."""
 
-    list_display = ("face", "employee_link", "status", "short_result", "duplicate", "model_version", "processed_at")
-    list_display_links = ("status",)  # the face and the employee columns hold links of their own
-    list_filter = ("status", "model_version", "employee__is_active")
-    search_fields = ("employee__name", "employee__employee_number", "employee__email")
-    list_select_related = ("employee", "model_version", "possible_duplicate_of")
+    # Few columns, so that the list fits a 1280 px laptop screen: the file and the source go under
+    # the employee, the duplicate's advice is on the employee page.
+    list_display = ("small_face", "employee_and_file", "status_and_time", "short_result", "listed_duplicate")
+    list_display_links = ("status_and_time",)  # the face and the employee columns hold links of their own
+    list_filter = ("status", "source", "model_version", "employee__is_active")
+    search_fields = ("employee__name", "employee__employee_number", "employee__email", "original_filename")
+    list_select_related = ("employee", "model_version", "possible_duplicate_of", "duplicate_decided_by")
     exclude = ("embedding",)
     fields = (
         "employee_link",
+        "photo_large",
         "face_large",
         "status",
         "result",
         "measurements",
         "duplicate",
+        "origin",
         "model_version",
         "attempts",
         "queued_at",
@@ -374,10 +565,14 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = fields
+    empty_value_display = EMPTY
     actions = ["retry_templates"]
 
     class Media:
-        css = {"all": ["identity/enroll.css"]}
+        css = {"all": ["identity/enroll.css", "identity/admin.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_photo_permission(super().get_queryset(request), request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -385,16 +580,64 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # what a template holds comes from its photo; retry or delete instead
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # HR, who may change templates, may also delete the ones FRID made itself from captures and
+        # the ones held as possible duplicates; any other needs the delete permission.
+        if super().has_delete_permission(request, obj):
+            return True
+        return bool(
+            obj is not None and request.user.has_perm("identity.change_facetemplate")
+            and (obj.source == CAPTURE or obj.duplicate_decision == UNDECIDED and obj.possible_duplicate_of_id)
+        )
+
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("identity.change_facetemplate")
 
+    def get_urls(self):
+        own = [
+            path("<int:pk>/photo/", self.admin_site.admin_view(self.photo_view), name="identity_facetemplate_photo"),
+            path("<int:pk>/original/", self.admin_site.admin_view(self.original_view),
+                 name="identity_facetemplate_original"),
+            path("<int:pk>/duplicate/", self.admin_site.admin_view(self.duplicate_view),
+                 name="identity_facetemplate_duplicate"),
+        ]
+        return own + super().get_urls()
+
     @admin.display(description="employee", ordering="employee__name")
     def employee_link(self, template: FaceTemplate) -> str:
+        return format_html('<a href="{}">{}</a>', employee_url(template.employee_id), str(template.employee))
+
+    @admin.display(description="face")
+    def small_face(self, template: FaceTemplate) -> str:
+        return face_thumbnail(template, size=50)
+
+    @admin.display(description="employee and file", ordering="employee__name")
+    def employee_and_file(self, template: FaceTemplate) -> str:
         return format_html(
-            '<a href="{}">{}</a>',
-            reverse("admin:identity_employee_change", args=[template.employee_id]),
-            str(template.employee),
+            '{}<span class="photo-file-name">{}</span><span class="template-source">{}</span>',
+            self.employee_link(template), file_name(template), source_description(template),
         )
+
+    @admin.display(description="status", ordering="status")
+    def status_and_time(self, template: FaceTemplate) -> str:
+        if template.processed_at is None:
+            return template.get_status_display()
+        return format_html(
+            '{}<span class="template-checked">{}</span>',
+            template.get_status_display(), local_time(template.processed_at),
+        )
+
+    @admin.display(description="duplicate")
+    def listed_duplicate(self, template: FaceTemplate) -> str:
+        if template.duplicate_decision != UNDECIDED or template.possible_duplicate_of is None:
+            return duplicate_warning(template)
+        return duplicate_flag(
+            template.pk, template.possible_duplicate_of, reverse("admin:identity_facetemplate_changelist")
+        )
+
+    @admin.display(description="uploaded photo")
+    def photo_large(self, template: FaceTemplate) -> str:
+        return uploaded_photo(template, 480) or "None kept: the face was taken from a verified capture."
 
     @admin.display(description="face")
     def face_large(self, template: FaceTemplate) -> str:
@@ -402,7 +645,7 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
 
     @admin.display(description="result")
     def short_result(self, template: FaceTemplate) -> str:
-        return Truncator(template.reason).chars(90) if template.status == REJECTED else ""
+        return Truncator(template.reason).chars(90) if template.status == REJECTED else EMPTY
 
     @admin.action(description="Check the selected photos again", permissions=["retry"])
     def retry_templates(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -410,6 +653,131 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
         ready = queryset.filter(status=READY).count()
         note = f" {plural(ready, 'ready photo was', 'ready photos were')} left as they are." if ready else ""
         self.message_user(request, f"{plural(count, 'photo')} sent to be checked again.{note}")
+
+    # The uploaded photo: personal data, for staff with its own permission, never cached.
+
+    def photo_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The uploaded photo, upright and scaled down, with the face boxes found drawn on it."""
+        template = self._with_photo(request, pk)
+        side = LARGE_PHOTO_SIDE if request.GET.get("side") == "large" else SMALL_PHOTO_SIDE
+        with template.source_image.open("rb") as stream:
+            preview = previews.photo_preview(stream.read(), template.found_boxes or (), side)
+        if preview is None:
+            raise Http404("This file cannot be shown as a photo.")
+        return _private(HttpResponse(preview, content_type="image/jpeg"))
+
+    def original_view(self, request: HttpRequest, pk: int) -> FileResponse:
+        """The file exactly as uploaded, as a download (never shown inline: it may be no image)."""
+        template = self._with_photo(request, pk)
+        response = FileResponse(
+            template.source_image.open("rb"), as_attachment=True, filename=file_name(template),
+            content_type="application/octet-stream",
+        )
+        return _private(response)
+
+    def _with_photo(self, request: HttpRequest, pk: int) -> FaceTemplate:
+        if not request.user.has_perm(PHOTO_PERMISSION):
+            raise PermissionDenied
+        template = get_object_or_404(FaceTemplate, pk=pk)
+        if not template.source_image or not template.source_image.storage.exists(template.source_image.name):
+            raise Http404("The uploaded photo is missing from storage.")
+        return template
+
+    # A possible duplicate: HR's decision
+
+    def duplicate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """GET: the two employees side by side and what each choice does; POST: the decision."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        template = get_object_or_404(
+            FaceTemplate.objects.select_related("employee", "possible_duplicate_of", "duplicate_decided_by"), pk=pk
+        )
+        back_to = self._back_to(request, template)
+        if request.method == "POST":
+            return self._decide(request, template, request.POST.get("decision", ""), back_to)
+        try:
+            plan = duplicates.merge_plan(template)
+        except duplicates.AlreadyDecided as error:
+            self.message_user(request, str(error), messages.WARNING)
+            return HttpResponseRedirect(back_to)
+        template.photo_allowed = request.user.has_perm(PHOTO_PERMISSION)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Possible duplicate: same person or not?",
+            "template": template,
+            "other": template.possible_duplicate_of,
+            "photo": uploaded_photo(template, 240),
+            "face": face_thumbnail(template, 150),
+            "other_faces": [
+                face_thumbnail(face, 150)
+                for face in template.possible_duplicate_of.templates.filter(status=READY).select_related("employee")[:3]
+            ],
+            "plan": plan,
+            "back_to": back_to,
+            "may_merge": self._may_merge(request),
+            "may_decide": request.user.has_perm("identity.change_facetemplate"),
+            "may_delete": self.has_delete_permission(request, template),
+        }
+        return TemplateResponse(request, "admin/identity/facetemplate/duplicate_review.html", context)
+
+    def _decide(self, request: HttpRequest, template: FaceTemplate, decision: str, back_to: str) -> HttpResponse:
+        try:
+            if decision == "merge" and self._may_merge(request):
+                merged = duplicates.merge(template, request.user)
+                self.message_user(request, merge_message(merged))
+                self.log_change(request, merged.plan.older, f"Merged {merged.plan.newer} into this record.")
+                return HttpResponseRedirect(employee_url(merged.plan.older.pk))
+            if decision == "keep_both" and request.user.has_perm("identity.change_facetemplate"):
+                decided = duplicates.keep_both(template, request.user)
+                self.message_user(
+                    request,
+                    f"Recorded: {template.employee} and {template.possible_duplicate_of} are different people. "
+                    f"{plural(decided, 'photo is', 'photos are')} used for recognition again.",
+                )
+                self.log_change(request, template, "Possible duplicate: different people, both kept.")
+                return HttpResponseRedirect(back_to)
+            if decision == "delete" and self.has_delete_permission(request, template):
+                self.log_deletions(request, FaceTemplate.objects.filter(pk=template.pk))
+                duplicates.delete(template)
+                self.message_user(request, f"The photo {file_name(template)} of {template.employee} was deleted.")
+                return HttpResponseRedirect(back_to)
+        except duplicates.AlreadyDecided as error:
+            self.message_user(request, str(error), messages.WARNING)
+            return HttpResponseRedirect(back_to)
+        raise PermissionDenied
+
+    def _may_merge(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("identity.change_facetemplate") and request.user.has_perm(
+            "identity.change_employee"
+        )
+
+    @staticmethod
+    def _back_to(request: HttpRequest, template: FaceTemplate) -> str:
+        back_to = request.POST.get("next") or request.GET.get("next") or ""
+        if back_to and url_has_allowed_host_and_scheme(back_to, {request.get_host()}, request.is_secure()):
+            return back_to
+        return employee_url(template.employee_id)
+
+
+def merge_message(merged: duplicates.Merged) -> str:
+    """What a merge did, in plain words: where the photos went and what became of the newer record."""
+    plan = merged.plan
+    belong = "belongs" if plan.photos == 1 else "belong"
+    moved = f"{plural(plan.photos, 'photo')} of {plan.newer} now {belong} to {plan.older}."
+    if plan.deletes_newer:
+        fate = f"{plan.newer} had no attendance or verification attempts, so the record was deleted."
+    else:
+        events = plural(plan.history.attendance_events, "attendance event")
+        attempts = plural(plan.history.attempts, "verification attempt")
+        fate = f"{plan.newer} was kept, deactivated, with its {events} and {attempts}: they stay on that record."
+    account = f" Its login now belongs to {plan.older}." if merged.account_moved else ""
+    return f"Merged: {moved} {fate}{account}"
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 from identity import admin_imports  # noqa: F401,E402

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from identity import matching
+from identity.images import NOT_A_PHOTO, looks_like_an_image
 from identity.models import Employee, FaceTemplate
 from training.models import ModelVersion
 
@@ -31,13 +32,22 @@ BROKER_DOWN_REASON = (
     "and will be processed automatically as soon as the queue is back."
 )
 NO_MODEL_REASON = "No active model version. An administrator must run `manage.py import_base_model`."
+# A whole photo narrower than the smallest face enrollment takes (training.faces.MIN_FACE_SIZE)
+# cannot hold a usable face, so "no face found" would send HR looking for the wrong problem.
+PHOTO_TOO_SMALL_REASON = (
+    "The photo is only {width}×{height} pixels, too small to find a face in. Use a photo of at least "
+    "{working}×{working} pixels, where the face is at least {face} pixels across."
+)
+# The size that works: LFW's 250x250 portraits, whose faces are 87-150 px across, pass the
+# enrollment checks (38 of 40 tried); shrunk to 200x200, only 29 of 40 still do.
+WORKING_PHOTO_SIDE = 250
 
 
 def add_photo(employee: Employee, data: bytes, filename: str) -> FaceTemplate:
     """Keep an uploaded photo as a pending template (identity.tasks queues its embedding; bulk
     imports process their templates themselves, in batches)."""
     check_photo(data, filename)
-    template = FaceTemplate(employee=employee)
+    template = FaceTemplate(employee=employee, original_filename=filename[-255:])
     template.source_image.save(filename, ContentFile(data), save=False)
     template.save()
     return template
@@ -52,6 +62,14 @@ def check_photo(data: bytes, filename: str) -> None:
         )
     if not data:
         raise ValidationError(f"{filename} is empty. Choose the photo again.")
+
+
+def check_upload(data: bytes, filename: str) -> None:
+    """What the admin form checks as a file arrives: check_photo, and that its first bytes are
+    an image's, so a text file renamed .jpg is refused at once (the worker checks the rest)."""
+    check_photo(data, filename)
+    if not looks_like_an_image(data):
+        raise ValidationError(NOT_A_PHOTO.format(filename=filename))
 
 
 def mark_waiting_for_broker(template_ids: list[int]) -> None:
@@ -79,7 +97,8 @@ def claim_pending_for_requeue(older_than: timedelta | None = None) -> list[int]:
 def mark_for_retry(template_ids: list[int]) -> int:
     """Make rejected (or stuck) templates pending again, e.g. after a model change."""
     return FaceTemplate.objects.filter(pk__in=template_ids).exclude(status=FaceTemplate.Status.READY).update(
-        status=FaceTemplate.Status.PENDING, reason="", queued_at=timezone.now()
+        status=FaceTemplate.Status.PENDING, reason="", found_boxes=None, box=None, quality=None,
+        queued_at=timezone.now(),
     )
 
 
@@ -106,15 +125,39 @@ def process_templates(template_ids: list[int]) -> list[FaceTemplate]:
             readable.append(template)
         except FileNotFoundError:
             _reject(template, "The uploaded photo is missing from storage. Upload it again.")
-    for template, analysis in zip(readable, version.engine().analyse_photos(photos)):
+    for template, photo, analysis in zip(readable, photos, version.engine().analyse_photos(photos)):
         if analysis.problem:
-            _reject(template, analysis.problem)
+            _reject(template, _reason(analysis, photo), found=analysis.faces)
         else:
-            _accept(template, analysis.face, analysis.embedding, version)
+            _accept(template, analysis.face, analysis.embedding, version, found=analysis.faces)
     return templates
 
 
-def _accept(template: FaceTemplate, face, embedding, version: ModelVersion) -> None:
+def _reason(analysis, photo: bytes) -> str:
+    """The analysis's problem, or that the whole photo is too small when no face was found in it."""
+    from training import engine, faces  # dlib: workers only
+
+    if analysis.faces or analysis.problem != engine.NO_FACE_REASON:
+        return analysis.problem
+    width, height = _upright_size(photo)
+    if min(width, height) >= faces.MIN_FACE_SIZE:
+        return analysis.problem
+    return PHOTO_TOO_SMALL_REASON.format(
+        width=width, height=height, working=WORKING_PHOTO_SIDE, face=faces.MIN_FACE_SIZE
+    )
+
+
+def _upright_size(photo: bytes) -> tuple[int, int]:
+    """Width and height as people see the photo (EXIF orientation applied), from its header."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(photo)) as image:
+        width, height = image.size
+        turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # the Orientation tag: a quarter turn
+    return (height, width) if turned else (width, height)
+
+
+def _accept(template: FaceTemplate, face, embedding, version: ModelVersion, found=()) -> None:
     from training.engine import quality_figures  # dlib: workers only
 
     duplicate = matching.best_match(embedding, version, exclude_employee=template.employee_id)
@@ -131,16 +174,34 @@ def _accept(template: FaceTemplate, face, embedding, version: ModelVersion) -> N
         chip=template.chip.name,
         possible_duplicate_of=duplicate.employee,
         duplicate_distance=duplicate.distance if duplicate.employee else None,
+        found_boxes=_boxes(found),
         processed_at=timezone.now(),
     )
     if not updated:
         template.chip.delete(save=False)  # another worker finished it first
 
 
-def _reject(template: FaceTemplate, reason: str) -> None:
+def _reject(template: FaceTemplate, reason: str, found=()) -> None:
+    """Reject in plain words, keeping every face box found (drawn on the photo for HR) and, for a
+    single face refused for its quality, the figures that explain why."""
+    single = found[0] if len(found) == 1 else None
+    quality = None
+    if single is not None:
+        from training.engine import quality_figures  # dlib: workers only
+
+        quality = quality_figures(single.quality)
     FaceTemplate.objects.filter(pk=template.pk, status=FaceTemplate.Status.PENDING).update(
-        status=FaceTemplate.Status.REJECTED, reason=reason, processed_at=timezone.now()
+        status=FaceTemplate.Status.REJECTED,
+        reason=reason,
+        found_boxes=_boxes(found),
+        box=list(single.box) if single else None,
+        quality=quality,
+        processed_at=timezone.now(),
     )
+
+
+def _boxes(found) -> list[list[int]] | None:
+    return [[int(value) for value in face.box] for face in found] or None
 
 
 def _jpeg(chip) -> bytes:

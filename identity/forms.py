@@ -44,7 +44,7 @@ class MultiplePhotoField(forms.FileField):
         for upload in uploads:
             content = upload.read()
             try:
-                enrollment.check_photo(content, upload.name)
+                enrollment.check_upload(content, upload.name)
             except ValidationError as error:
                 errors.extend(error.messages)
             else:

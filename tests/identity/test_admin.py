@@ -22,10 +22,10 @@ from django.utils import timezone
 from django.utils.html import escape
 from PIL import Image
 
-from identity import enrollment
-from training import engine
+from identity import enrollment, roles
+from training import engine, faces
 from identity.forms import CONSENT_REQUIRED_MESSAGE
-from identity.models import Employee, FaceTemplate
+from identity.models import Employee, FaceTemplate, VerificationAttempt
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,39 @@ def change_url(employee: Employee) -> str:
 
 def chip_url(template: FaceTemplate) -> str:
     return reverse("identity:template-chip", args=[template.pk])
+
+
+def template_url(template: FaceTemplate) -> str:
+    return reverse("admin:identity_facetemplate_change", args=[template.pk])
+
+
+def photo_url(template: FaceTemplate) -> str:
+    return reverse("admin:identity_facetemplate_photo", args=[template.pk])
+
+
+def original_url(template: FaceTemplate) -> str:
+    return reverse("admin:identity_facetemplate_original", args=[template.pk])
+
+
+def templates_named(page: str) -> list[str]:
+    """The file names the page shows for its photos."""
+    return re.findall(r'<span class="photo-file-name">([^<]*)</span>', page)
+
+
+def stored_template(data: bytes, filename: str, **fields) -> FaceTemplate:
+    """A template of a new employee, its photo stored as an upload would be (not processed)."""
+    employee = Employee.objects.create(employee_number="E9", name="Dee")
+    template = enrollment.add_photo(employee, data, filename)
+    if fields:
+        FaceTemplate.objects.filter(pk=template.pk).update(**fields)
+        template.refresh_from_db()
+    return template
+
+
+def is_amber(pixel) -> bool:
+    """The colour face boxes are drawn in (identity.previews.BOX_COLOUR), give or take JPEG's loss."""
+    red, green, blue = pixel
+    return red > 200 and 140 < green < 240 and blue < 100
 
 
 @pytest.fixture
@@ -86,6 +119,18 @@ def process_all() -> None:
     enrollment.process_templates(list(FaceTemplate.objects.values_list("pk", flat=True)))
 
 
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def encoded(format: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(buffer, format)
+    return buffer.getvalue()
+
+
 def side_by_side(left: bytes, right: bytes) -> bytes:
     both = numpy.hstack([numpy.array(Image.open(io.BytesIO(data)).convert("RGB")) for data in (left, right)])
     buffer = io.BytesIO()
@@ -114,6 +159,7 @@ def test_adding_an_employee_with_two_photos_keeps_two_pending_templates(
     assert list(employee.templates.values_list("status", flat=True)) == ["pending", "pending"]
     assert len(callbacks) == 1  # one embedding task for both photos, sent once the upload commits
     assert employee.consent_recorded_by == admin_user
+    assert sorted(employee.templates.values_list("original_filename", flat=True)) == ["gerry-1.jpg", "gerry-6.jpg"]
     assert "2 photos received: they are being checked. This page shows the results as they come." in messages_of(
         response
     )
@@ -150,8 +196,10 @@ def test_processed_photos_show_on_the_change_page_as_ready_thumbnails(
     assert [template.status for template in templates] == ["ready", "ready"]
     for template in templates:
         assert f'src="{chip_url(template)}"' in page
-        assert f"face {template.quality['face_size']} px, sharpness {template.quality['sharpness']}" in page
+        good = '<span class="reading reading-good">good</span>'
+        assert f"<li>sharpness {template.quality['sharpness']} {good}</li>" in page
     assert page.count("Ready: this face is used for recognition.") == 2
+    assert sorted(templates_named(page)) == ["gerry-1.jpg", "gerry-6.jpg"]
     assert str(base_model_version) in page
     assert "enrollment-progress" not in page.replace("enrollment-progress-config", "")  # nothing pending
     chip = admin_client.get(chip_url(templates[0]))
@@ -159,20 +207,135 @@ def test_processed_photos_show_on_the_change_page_as_ready_thumbnails(
     assert Image.open(io.BytesIO(b"".join(chip.streaming_content))).size == (150, 150)
 
 
-def test_a_photo_with_two_faces_and_a_file_that_is_no_image_are_rejected_with_their_reason_shown(
+def test_a_rejected_photo_with_two_faces_shows_its_name_and_the_photo_with_both_faces_boxed(
     admin_client, base_model_version, lfw_photo, django_capture_on_commit_callbacks
 ):
     two_faces = side_by_side(lfw_photo("Zhang_Yimou", 1), lfw_photo("Gerry_Adams", 6))
-    photos = [upload(two_faces, "group.jpg"), upload(b"%PDF-1.4 this is a contract", "contract.jpg")]
-    add_employee(admin_client, django_capture_on_commit_callbacks, photos=photos)
+    add_employee(admin_client, django_capture_on_commit_callbacks, photos=[upload(two_faces, "group.jpg")])
     process_all()
-    employee = Employee.objects.get()
+    template = FaceTemplate.objects.get()
 
-    page = admin_client.get(change_url(employee)).content.decode()
+    pages = [admin_client.get(url).content.decode() for url in (change_url(template.employee), template_url(template))]
+    photo = admin_client.get(photo_url(template) + "?side=large")
 
-    assert sorted(employee.templates.values_list("status", flat=True)) == ["rejected", "rejected"]
-    assert engine.SEVERAL_FACES_REASON.format(count=2) in page
-    assert "This file is not a photo, or not in a format we can read. Upload a JPEG or PNG photo." in page
+    assert (template.status, template.original_filename) == ("rejected", "group.jpg")
+    assert len(template.found_boxes) == 2
+    for page in pages:  # the employee page and the photo's own page
+        assert escape(engine.SEVERAL_FACES_REASON.format(count=2)) in page
+        assert templates_named(page) == ["group.jpg"]
+        assert f'src="{photo_url(template)}?side=small"' in page
+        assert f'href="{original_url(template)}"' in page
+    assert photo["Content-Type"] == "image/jpeg"
+    shown = numpy.array(Image.open(io.BytesIO(photo.content)).convert("RGB")).astype(int)
+    assert shown.shape[:2] == (250, 500)  # the photo at its own size: the boxes are where they were found
+    for left, top, right, bottom in template.found_boxes:
+        middle = (top + bottom) // 2
+        assert is_amber(shown[middle, left + 1]) and is_amber(shown[middle, right - 2])
+        assert not is_amber(shown[middle, (left + right) // 2])  # the face itself is left as it was
+
+
+def test_the_original_file_is_a_download_with_its_own_name(admin_client, lfw_photo):
+    template = stored_template(lfw_photo("Gerry_Adams", 1), "IMG 0042.jpg")
+
+    response = admin_client.get(original_url(template))
+
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"] == 'attachment; filename="IMG 0042.jpg"'
+    assert {"private", "no-store"} <= set(response["Cache-Control"].split(", "))
+    assert b"".join(response.streaming_content) == lfw_photo("Gerry_Adams", 1)
+
+
+def test_uploaded_photos_are_shown_only_with_their_own_permission(client, lfw_photo):
+    template = stored_template(lfw_photo("Gerry_Adams", 1), "gerry.jpg")
+    user = User.objects.create_user("reception", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_employee", "view_facetemplate"]))
+    client.force_login(user)
+
+    page = client.get(change_url(template.employee)).content.decode()
+
+    assert templates_named(page) == ["gerry.jpg"]  # the file name, but not the photo
+    assert photo_url(template) not in page
+    assert client.get(photo_url(template)).status_code == 403
+    assert client.get(original_url(template)).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_facetemplate_photo"))
+    client.force_login(User.objects.get(pk=user.pk))  # a fresh user: permissions are cached
+    assert photo_url(template) in client.get(change_url(template.employee)).content.decode()
+    assert client.get(photo_url(template)).status_code == 200
+
+
+def test_a_file_that_is_no_image_shows_its_name_and_no_photo(admin_client):
+    template = stored_template(b"%PDF-1.4 this is a contract", "contract.jpg")
+
+    page = admin_client.get(change_url(template.employee)).content.decode()
+
+    assert templates_named(page) == ["contract.jpg"]
+    assert "not an image: nothing to show" in page
+    assert admin_client.get(photo_url(template)).status_code == 404
+
+
+# --- Checking files as they arrive -------------------------------------------------------------
+
+
+def test_a_text_file_renamed_jpg_is_refused_at_once_in_the_workers_words(
+    admin_client, django_capture_on_commit_callbacks
+):
+    text = b"Dear HR, please find my photo attached."
+    with pytest.raises(faces.NotAnImage) as worker:
+        faces.decode_image(text)
+
+    response = add_employee(admin_client, django_capture_on_commit_callbacks, photos=[upload(text, "me.jpg")])
+
+    assert response.status_code == 200  # the form again, nothing received
+    worker_words = str(worker.value).removeprefix("This file ")
+    assert escape(f"me.jpg {worker_words}") in response.content.decode()
+    assert not FaceTemplate.objects.exists()
+
+
+def test_photos_in_other_formats_the_worker_reads_are_let_in(admin_client, django_capture_on_commit_callbacks):
+    photos = [upload(encoded(format), f"photo.{format.lower()}") for format in ("PNG", "TIFF", "WEBP", "PPM")]
+
+    response = add_employee(admin_client, django_capture_on_commit_callbacks, photos=photos)
+
+    assert response.status_code == 302
+    assert sorted(FaceTemplate.objects.values_list("original_filename", flat=True)) == [
+        "photo.png", "photo.ppm", "photo.tiff", "photo.webp"
+    ]
+
+
+# --- Plain words -------------------------------------------------------------------------------
+
+
+def test_a_whole_photo_too_small_for_a_face_says_so_and_what_size_works(
+    admin_client, base_model_version, lfw_photo, django_capture_on_commit_callbacks
+):
+    tiny = Image.open(io.BytesIO(lfw_photo("Gerry_Adams", 1))).resize((40, 40))
+    add_employee(admin_client, django_capture_on_commit_callbacks, photos=[upload(jpeg(tiny), "tiny.jpg")])
+    process_all()
+
+    template = FaceTemplate.objects.get()
+
+    assert template.reason == (
+        "The photo is only 40×40 pixels, too small to find a face in. Use a photo of at least 250×250 "
+        "pixels, where the face is at least 80 pixels across."
+    )
+    assert escape(template.reason) in admin_client.get(change_url(template.employee)).content.decode()
+
+
+def test_quality_figures_read_good_borderline_or_poor(admin_client):
+    template = stored_template(b"\xff\xd8\xff", "soft.jpg", status="rejected", reason="The face is too small.")
+    FaceTemplate.objects.filter(pk=template.pk).update(quality={
+        "face_size": 70, "sharpness": 12.5, "brightness": 120.0, "yaw": 24.0, "pitch": 3.0, "roll": 1.0,
+    })
+
+    page = admin_client.get(change_url(template.employee)).content.decode()
+
+    assert '<li>face 70 px <span class="reading reading-poor">poor</span></li>' in page
+    assert '<li>sharpness 12.5 <span class="reading reading-borderline">borderline</span></li>' in page
+    assert '<li>brightness 120.0 <span class="reading reading-good">good</span></li>' in page
+    assert (
+        '<li>pose yaw 24.0°, pitch 3.0°, roll 1.0° <span class="reading reading-borderline">borderline</span></li>'
+        in page
+    )
 
 
 def test_a_photo_without_consent_is_refused_with_a_clear_message(
@@ -269,14 +432,18 @@ def test_unticking_consent_clears_the_record_and_warns_about_the_photos_kept(adm
     assert any(message.startswith(withdrawn) for message in messages_of(response))
 
 
-def test_the_consent_checkbox_starts_ticked_when_consent_is_recorded(admin_client, admin_user):
+def test_the_consent_checkbox_starts_ticked_and_the_banner_goes_once_consent_is_recorded(admin_client, admin_user):
     employee = Employee.objects.create(employee_number="E1", name="Bo")
+    banner = 'class="consent-note"'
+    assert banner in admin_client.get(change_url(employee)).content.decode()
+    assert banner in admin_client.get(ADD_URL).content.decode()
     employee.record_consent(admin_user)
 
     page = admin_client.get(change_url(employee)).content.decode()
 
     assert re.search(r'<input type="checkbox" name="consent"[^>]* checked', page)
     assert f"by {admin_user.username}." in page
+    assert banner not in page
 
 
 # --- The embedding stays out of every page -----------------------------------------------------
@@ -388,17 +555,37 @@ def test_a_template_that_waited_long_shows_waiting_for_the_background_worker(adm
 # --- Lists and actions -------------------------------------------------------------------------
 
 
-def test_the_employee_list_counts_templates_by_status(admin_client):
-    employee = Employee.objects.create(employee_number="E7", name="Bo", department="Kitchen")
+def test_the_employee_list_counts_photos_and_says_who_is_not_enrolled_yet(admin_client, ready_template):
+    employee = Employee.objects.create(employee_number="E7", name="Cy", department="Kitchen")
     for status in ("pending", "rejected", "rejected"):
         FaceTemplate.objects.create(employee=employee, source_image="faces/1/a.jpg", status=status)
+    FaceTemplate.objects.create(employee=ready_template.employee, source_image="faces/1/b.jpg", status="rejected")
 
     response = admin_client.get(LIST_URL)
 
-    row = response.context["cl"].result_list.get()
-    assert (row.ready_count, row.pending_count, row.rejected_count) == (0, 1, 2)
+    rows = response.context["cl"].result_list
+    counts = {row.name: (row.ready_count, row.pending_count, row.rejected_count) for row in rows}
+    assert counts == {"Bo": (1, 0, 1), "Cy": (0, 1, 2)}
     page = response.content.decode()
-    assert '<td class="field-pending_photos">1</td><td class="field-rejected_photos">2</td>' in page
+    assert '<td class="field-photo_counts">1 ready, 1 rejected</td>' in page
+    assert (
+        '<td class="field-photo_counts"><span class="not-enrolled">not enrolled yet</span> '
+        "(1 being checked, 2 rejected)</td>"
+        in page
+    )
+
+
+def test_empty_cells_show_one_dash_style(admin_client):
+    employee = Employee.objects.create(employee_number="E1", name="Bo")  # no department
+    template = FaceTemplate.objects.create(employee=employee, source_image="faces/1/a.jpg")  # pending: nothing yet
+
+    pages = [admin_client.get(url).content.decode() for url in (LIST_URL, TEMPLATES_URL, template_url(template))]
+
+    cells = [re.findall(r'<(?:td class="field-(\w+)[^"]*"|div class="(readonly)")>([^<]*)</', page) for page in pages]
+    empty = {value for page in cells for *_, value in page if not value.strip("\xa0 ") or value in "-–—"}
+    assert empty == {"—"}
+    assert ("department_name", "", "—") in cells[0] and ("listed_duplicate", "", "—") in cells[1]
+    assert ("", "readonly", "—") in cells[2]  # Django's own empty value (no model version yet)
 
 
 def test_the_employee_list_filters_by_consent_and_by_having_a_ready_photo(admin_client, admin_user, ready_template):
@@ -466,7 +653,7 @@ def test_a_second_employee_with_the_first_ones_face_is_flagged_as_a_possible_dup
 
     assert template.possible_duplicate_of == first
     link = f'<a href="{change_url(first)}">{first}</a>'
-    assert f"⚠ Possible duplicate of {link} (distance {template.duplicate_distance:.3f})" in page
+    assert f"⚠ Possible duplicate of {link} (distance {template.duplicate_distance:.3f})." in page
     assert f"⚠ Possible duplicate of <a href=\"{change_url(first)}\">{first.name}</a>" in listing
 
 
@@ -534,3 +721,35 @@ def test_the_web_code_never_loads_tensorflow():
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
     )
     subprocess.run([sys.executable, "-c", script], cwd=settings.BASE_DIR, check=True)
+
+
+# --- Where a template came from ----------------------------------------------------------------
+
+
+def hr_user() -> User:
+    """A staff user with the HR group's permissions (not a superuser: no delete permission)."""
+    user = User.objects.create_user("hana", is_staff=True)
+    for permission in roles.GROUP_PERMISSIONS[roles.HR]:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return User.objects.get(pk=user.pk)
+
+
+def test_each_template_says_where_it_came_from_and_hr_may_delete_the_automatic_ones(client, lfw_photo):
+    photo = stored_template(lfw_photo("Gerry_Adams", 1), "hr.jpg", status="rejected", reason="No.")
+    attempt = VerificationAttempt.objects.create(mode="kiosk", decision="verified")
+    # As identity.template_updates makes them: no photo kept, only the face.
+    automatic = FaceTemplate.objects.create(employee=photo.employee, source="capture", from_attempt=attempt)
+    client.force_login(hr_user())
+
+    pages = [client.get(url).content.decode() for url in (change_url(photo.employee), TEMPLATES_URL)]
+
+    attempt_url = reverse("admin:identity_verificationattempt_change", args=[attempt.pk])
+    attempt_link = f'automatic, from <a href="{attempt_url}">'
+    for page in pages:
+        assert attempt_link in page and "HR photo" in page
+        assert f'href="{reverse("admin:identity_facetemplate_delete", args=[automatic.pk])}"' in page
+    delete = "admin:identity_facetemplate_delete"
+    assert client.get(reverse(delete, args=[photo.pk])).status_code == 403
+    assert client.post(reverse(delete, args=[automatic.pk]), {"post": "yes"}).status_code == 302
+    assert list(FaceTemplate.objects.values_list("pk", flat=True)) == [photo.pk]
