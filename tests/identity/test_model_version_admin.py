@@ -24,6 +24,8 @@ def hr(client, django_user_model):
 
 
 def version(name: str, **fields) -> ModelVersion:
+    if fields.get("is_active"):  # the run's imported base version may be the active one
+        ModelVersion.objects.filter(is_active=True).update(is_active=False)
     return ModelVersion.objects.create(name=name, file=f"{name}.keras", sha256="0" * 64, threshold=0.5, **fields)
 
 
