@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db.models import F
+from django.db.models import Exists, F
 from django.utils import timezone
 
 from identity import matching
@@ -102,7 +102,7 @@ def mark_for_retry(template_ids: list[int]) -> int:
     )
 
 
-def process_templates(template_ids: list[int]) -> list[FaceTemplate]:
+def process_templates(template_ids: list[int], _again: bool = True) -> list[FaceTemplate]:
     """Embed pending templates (the worker's job); templates no longer pending are skipped."""
     templates = list(
         FaceTemplate.objects.filter(pk__in=template_ids, status=FaceTemplate.Status.PENDING).select_related("employee")
@@ -125,11 +125,16 @@ def process_templates(template_ids: list[int]) -> list[FaceTemplate]:
             readable.append(template)
         except FileNotFoundError:
             _reject(template, "The uploaded photo is missing from storage. Upload it again.")
+    overtaken = []
     for template, photo, analysis in zip(readable, photos, version.engine().analyse_photos(photos)):
         if analysis.problem:
             _reject(template, _reason(analysis, photo), found=analysis.faces)
-        else:
-            _accept(template, analysis.face, analysis.embedding, version, found=analysis.faces)
+        elif not _accept(template, analysis.face, analysis.embedding, version, found=analysis.faces):
+            overtaken.append(template.pk)
+    if overtaken and _again:
+        # Search switched to another version while these were embedded: an embedding of the old
+        # one would never be searched, so embed them again with the version now active.
+        process_templates(overtaken, _again=False)
     return templates
 
 
@@ -157,13 +162,19 @@ def _upright_size(photo: bytes) -> tuple[int, int]:
     return (height, width) if turned else (width, height)
 
 
-def _accept(template: FaceTemplate, face, embedding, version: ModelVersion, found=()) -> None:
+def _accept(template: FaceTemplate, face, embedding, version: ModelVersion, found=()) -> bool:
+    """Store the template as ready with its embedding, unless it is no longer pending or search
+    has meanwhile switched away from ``version`` (then False: embed it again with the active one).
+    The check is part of the UPDATE, which waits for a switch in progress (it locks the table)."""
     from training.engine import quality_figures  # dlib: workers only
 
     duplicate = matching.best_match(embedding, version, exclude_employee=template.employee_id)
     chip_name = f"{template.employee_id}-{template.pk}.jpg"
     template.chip.save(chip_name, ContentFile(_jpeg(face.chip)), save=False)
-    updated = FaceTemplate.objects.filter(pk=template.pk, status=FaceTemplate.Status.PENDING).update(
+    still_active = ModelVersion.objects.filter(pk=version.pk, is_active=True)
+    updated = FaceTemplate.objects.filter(
+        Exists(still_active), pk=template.pk, status=FaceTemplate.Status.PENDING,
+    ).update(
         status=FaceTemplate.Status.READY,
         reason="",
         embedding=[float(value) for value in embedding],
@@ -178,7 +189,9 @@ def _accept(template: FaceTemplate, face, embedding, version: ModelVersion, foun
         processed_at=timezone.now(),
     )
     if not updated:
-        template.chip.delete(save=False)  # another worker finished it first
+        template.chip.delete(save=False)  # another worker finished it first, or the version changed
+        return False
+    return True
 
 
 def _reject(template: FaceTemplate, reason: str, found=()) -> None:

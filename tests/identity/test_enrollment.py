@@ -9,6 +9,7 @@ from PIL import Image
 
 from identity import enrollment, tasks
 from identity.models import Employee, FaceTemplate
+from tests.versions import scaled_rotated_version
 from training import engine, faces
 from training.engine import FaceEngine
 from training.models import ModelVersion
@@ -60,6 +61,40 @@ def test_a_real_photo_becomes_a_ready_template_with_the_engines_embedding(
     assert len(template.landmarks) == 5
     with template.chip.open("rb") as chip:
         assert Image.open(chip).size == (150, 150)
+
+
+class SwitchedMidway:
+    """The active version's engine, except that search switches to ``then`` while it works (as a
+    switch committing while a worker embeds a photo would)."""
+
+    def __init__(self, engine, then: ModelVersion):
+        self.engine, self.then = engine, then
+
+    def analyse_photos(self, photos, **options):
+        analyses = self.engine.analyse_photos(photos, **options)
+        self.then.activate(by_name="test: a switch while the photo was embedded")
+        return analyses
+
+
+def test_a_photo_embedded_while_search_switched_version_is_embedded_again_with_the_new_one(
+    base_model_version, employee, lfw_photo, django_capture_on_commit_callbacks, monkeypatch
+):
+    doubled = scaled_rotated_version(base_model_version, scale=2.0)
+    real_engine = ModelVersion.engine
+
+    def engine(version, live=False):
+        found = real_engine(version, live=live)
+        return SwitchedMidway(found, then=doubled) if version.pk == base_model_version.pk else found
+
+    monkeypatch.setattr(ModelVersion, "engine", engine)
+    data = lfw_photo(0)
+    template = enroll(employee, data, django_capture_on_commit_callbacks)
+    # Not left ready with an embedding of a version search no longer uses (it would never be found).
+    assert template.status == FaceTemplate.Status.READY
+    assert template.model_version == doubled
+    base_embedding = FaceEngine(base_model_version.embedder()).embed_faces(faces.detect_faces(faces.decode_image(data)))[0]
+    assert numpy.linalg.norm(template.embedding) == pytest.approx(2 * numpy.linalg.norm(base_embedding.embedding), rel=1e-4)
+    assert FaceTemplate.objects.searchable(doubled).filter(pk=template.pk).exists()
 
 
 def test_a_photo_without_a_face_is_rejected_with_what_to_do(

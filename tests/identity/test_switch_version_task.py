@@ -9,15 +9,14 @@ while every stored number changes.
 
 from __future__ import annotations
 
-import keras
 import numpy
 import pytest
 
 from identity import matching, switching, tasks
 from identity.models import FaceTemplate, TemplateEmbedding
 from tests.identity.real_faces import PATIENT_TIMEOUT_SECONDS, enroll, people_with_two_photos
+from tests.versions import scaled_rotated_version
 from training import faces, signals
-from training.model_store import save_network
 from training.models import ModelVersion, ModelVersionEvent, TrainingRun
 
 SCALE = 2.0
@@ -25,21 +24,7 @@ READY = FaceTemplate.Status.READY
 
 
 def scaled_candidate(base: ModelVersion) -> ModelVersion:
-    model = keras.models.load_model(base.path, compile=False)
-    layer = model.get_layer("embedding")
-    rotation, _ = numpy.linalg.qr(numpy.random.default_rng(7).normal(size=(128, 128)))
-    layer.set_weights([layer.get_weights()[0] @ (SCALE * rotation)])
-    file, digest = save_network(model, "scaled-rotated")
-    candidate = ModelVersion.objects.create(name="scaled-rotated", file=file, sha256=digest, parent=base,
-                                            threshold=base.threshold)
-    open_set = base.metrics["open_set"]
-    candidate.save_calibration({
-        "threshold": SCALE * base.threshold, "threshold_source": "the base's, doubled (test)",
-        "calibration_points": [[rate, SCALE * value] for rate, value in base.metrics["calibration_points"]],
-        "open_set": {**open_set, "margin": SCALE * open_set["margin"],
-                     "points": [[size, SCALE * value] for size, value in open_set["points"]]},
-    }, by_name="test")
-    return candidate
+    return scaled_rotated_version(base, SCALE)
 
 
 def identify_all(version: ModelVersion, probes) -> list[tuple[str | None, float]]:

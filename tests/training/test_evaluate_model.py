@@ -1,13 +1,16 @@
 """python manage.py evaluate_model: scoring a model version on labelled pairs of real photos."""
 
 import json
+from collections import Counter
 from io import StringIO
+from pathlib import Path
 
 import numpy
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from tests.versions import scaled_rotated_version
 from training.model_store import BASE_THRESHOLD
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +97,30 @@ def test_on_lfw_dev_test_frid_is_at_least_as_accurate_as_dlibs_own_pipeline(base
     assert result["pairs"] == 1000
     assert result["accuracy_10fold"] >= result["reference"]["accuracy_10fold"]
     assert result["accuracy_10fold"] >= 0.977
+
+
+def test_with_all_pairs_and_versus_it_scores_every_two_photos_of_both_versions_side_by_side(
+    base_model_version, lfw_csv, faces_dir
+):
+    # Every distance of the scaled version is twice the base's: the same ROC, twice the thresholds.
+    scaled = scaled_rotated_version(base_model_version, scale=2.0, name="doubled")
+    result = json.loads(evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--json",
+                                 "--model", "doubled", "--versus", base_model_version.name, "--all-pairs"))
+    images = {line.split(",")[column] for line in lfw_csv.read_text().splitlines()[1:] for column in (0, 1)}
+    per_person = Counter(Path(image).parent.name for image in images)
+    genuine = sum(count * (count - 1) // 2 for count in per_person.values())
+    impostor = len(images) * (len(images) - 1) // 2 - genuine
+
+    doubled, base = result["all_pairs"], result["versus"][base_model_version.name]["all_pairs"]
+    assert result["threshold"] == pytest.approx(scaled.threshold)
+    for figures in (doubled, base):
+        assert (figures["genuine_pairs"], figures["impostor_pairs"], figures["not_compared"]) == (genuine, impostor, 0)
+    for key in ("auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3"):
+        assert doubled[key] == pytest.approx(base[key], abs=1e-6)
+    assert doubled["threshold_at_far_1e-3"] == pytest.approx(2 * base["threshold_at_far_1e-3"], rel=1e-3)
+    assert result["versus"][base_model_version.name]["pairs"] == result["pairs"] == 10
+
+    table = evaluate("--pairs", str(lfw_csv), "--images", str(faces_dir / "lfw"), "--model", "doubled",
+                     "--versus", base_model_version.name, "--all-pairs")
+    assert "FRID doubled" in table and f"FRID {base_model_version.name}" in table
+    assert f"{impostor:,}" in table and "All pairs: every two of the listed photos" in table

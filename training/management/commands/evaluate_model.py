@@ -32,16 +32,28 @@ class Command(BaseCommand):
             "a face guessed in the centre of the photo.",
         )
         parser.add_argument("--limit", type=int, help="Only the first N same and N different pairs (a quick look).")
+        parser.add_argument(
+            "--versus", action="append", default=[], metavar="VERSION",
+            help="Another model version scored on the same pairs, in the same table (e.g. the base "
+                 "version beside a fine-tuned one); may be given more than once.",
+        )
+        parser.add_argument(
+            "--all-pairs", action="store_true",
+            help="Also score every two of the listed photos, a photo's folder naming its person (LFW "
+                 "layout): millions of impostor pairs, so TAR at FAR 1e-3 shows small real changes.",
+        )
 
     def handle(self, *args, **options):
         version = model_version(options["model"])
+        others = [model_version(name) for name in options["versus"]]
         pairs = read_pairs(options)
         if options["limit"]:
             pairs = evaluation.first_of_each_kind(pairs, options["limit"])
         images = images_of(pairs)
 
-        systems = {f"FRID {version.name}": (embed_images(version, images, no_face=options["no_face"]),
-                                            version.threshold)}
+        systems = {f"FRID {each.name}": (embed_images(each, images, label=each.name, no_face=options["no_face"]),
+                                         each.threshold)
+                   for each in [version, *others]}
         if options["reference"] == "dlib":
             from training import reference
 
@@ -49,17 +61,36 @@ class Command(BaseCommand):
                                reference.DLIB_THRESHOLD)
         results = {name: evaluation.evaluate_embeddings(pairs, embedded, threshold)
                    for name, (embedded, threshold) in systems.items()}
+        every_pair = ({name: evaluation.evaluate_all_pairs(embedded) for name, (embedded, _) in systems.items()}
+                      if options["all_pairs"] else {})
 
         if options["plot"]:
             curves = {name: result.curve for name, result in results.items()}
             evaluation.plot_roc(curves, options["plot"], title=f"{options['pairs'].name}: {len(pairs)} pairs")
         if options["json"]:
-            frid, *others = results.values()
-            document = frid.as_dict()
-            if others:
-                document["reference"] = others[0].as_dict()
-            self.stdout.write(json.dumps(document))
+            self.stdout.write(json.dumps(self.document(results, every_pair, [version, *others])))
         else:
             self.stdout.write(evaluation.format_table(results))
+            if every_pair:
+                self.stdout.write("\n" + evaluation.format_all_pairs_table(every_pair))
             if options["plot"]:
                 self.stdout.write(f"ROC curve saved to {options['plot']}")
+
+    @staticmethod
+    def document(results: dict, every_pair: dict, versions: list) -> dict:
+        """The asked-for version's figures at the top level (the agreed keys), "all_pairs" with
+        --all-pairs, "versus" with the other versions' (same shape), "reference" with dlib's."""
+
+        def figures(name: str) -> dict:
+            found = results[name].as_dict()
+            if name in every_pair:
+                found["all_pairs"] = every_pair[name].as_dict()
+            return found
+
+        main, *others = versions
+        document = figures(f"FRID {main.name}")
+        if others:
+            document["versus"] = {other.name: figures(f"FRID {other.name}") for other in others}
+        if "dlib" in results:
+            document["reference"] = figures("dlib")
+        return document
