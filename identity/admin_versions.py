@@ -106,7 +106,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "offer": offer, "active": ModelVersion.objects.filter(is_active=True).first(),
                 "title": f"{offer['label']}: {version.name}",
             })
-        tasks.queue_switch(version, by=request.user, action=action)
+        if not tasks.send_switch(version, by=request.user, action=action):
+            messages.error(request, "The switch could not be queued: the task broker is unreachable. Nothing "
+                                    "changed and search keeps the active version; try again once it is back.")
+            return redirect(change_url)
         messages.success(request, (
             f"Switching to {version.name}: {offer['missing']} photo(s) are being embedded with it in the "
             f"background; search keeps using the active version until every photo has an embedding, then "

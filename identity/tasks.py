@@ -21,6 +21,7 @@ from django.dispatch import receiver
 
 from identity import enrollment, switching, verification
 from identity.models import FaceTemplate
+from training.models import TrainingRun
 from training.signals import candidate_accepted
 
 logger = logging.getLogger(__name__)
@@ -248,10 +249,27 @@ def switch_version(version_id: int, by_id: int | None = None, action: str = "act
     return switching.embed_then_switch(version_id, by_id=by_id, action=action, run_id=run_id)
 
 
+# An accepted run's phase (at most 100 characters) when its switch could not be sent.
+SWITCH_NOT_QUEUED = "accepted, not switched: the task broker was unreachable (press Activate on the version)"
+
+
 def queue_switch(version, by=None, action: str = "activated", run=None) -> None:
     """Switch to ``version`` in the background, once the current transaction has committed."""
+    transaction.on_commit(lambda: send_switch(version, by=by, action=action, run=run))
+
+
+def send_switch(version, by=None, action: str = "activated", run=None) -> bool:
+    """Send the switch now; False (logged, and said on the run's page) when the broker is
+    unreachable: nothing changes, search keeps the active version, HR can activate it later."""
     arguments = [version.pk, getattr(by, "pk", None), action, getattr(run, "pk", None)]
-    transaction.on_commit(lambda: switch_version.apply_async(args=arguments, queue="bulk"))
+    try:
+        switch_version.apply_async(args=arguments, queue="bulk", retry=False)
+    except Exception as error:  # any broker failure: the version stays as it is, ready to activate
+        logger.warning("could not queue the switch to %s, the broker is unreachable: %s", version.name, error)
+        if run is not None:
+            TrainingRun.objects.filter(pk=run.pk).update(phase=SWITCH_NOT_QUEUED)
+        return False
+    return True
 
 
 @receiver(candidate_accepted)

@@ -32,8 +32,11 @@ def version(name: str, **fields) -> ModelVersion:
 @pytest.fixture
 def switches(monkeypatch):
     sent = []
-    monkeypatch.setattr(admin_versions.tasks, "queue_switch",
-                        lambda version, by=None, action="activated", run=None: sent.append((version.name, by.username, action)))
+    def send(version, by=None, action="activated", run=None):
+        sent.append((version.name, by.username, action))
+        return True
+
+    monkeypatch.setattr(admin_versions.tasks, "send_switch", send)
     return sent
 
 
@@ -67,6 +70,23 @@ def test_hr_activates_a_calibrated_version_after_confirming(client, hr, switches
     assert switches == []  # a GET only asks
     client.post(url)
     assert switches == [("candidate", "hr", Action.ACTIVATED)]
+
+
+def test_when_the_broker_is_unreachable_activating_says_so_and_changes_nothing(client, hr, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(admin_versions.tasks.switch_version, "apply_async", refuse)
+    base = version("base", is_active=True)
+    candidate = version("candidate", metrics={"gate": {"accepted": True, "reasons": ["better"]}})
+    candidate.record(Action.CALIBRATED, by_name="training run 1")
+    url = reverse("admin:training_modelversion_switch", args=[candidate.pk, Action.ACTIVATED])
+
+    page = client.post(url, follow=True).content.decode()
+    assert "the task broker is unreachable" in page
+    assert ModelVersion.objects.active() == base
 
 
 def test_a_version_the_gate_rejected_cannot_be_activated(client, hr, switches):

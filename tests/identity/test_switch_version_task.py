@@ -95,3 +95,22 @@ def test_an_accepted_version_is_switched_to_by_the_worker_and_rolled_back(
     events = list(ModelVersionEvent.objects.filter(action__in=["activated", "rolled_back"])
                   .order_by("created_at", "pk").values_list("version__name", "action", "by_name"))
     assert events[-2:] == [("scaled-rotated", "activated", "hr"), (base_model_version.name, "rolled_back", "hr")]
+
+
+def test_an_accepted_run_whose_switch_cannot_be_queued_says_so_and_keeps_the_active_version(
+    base_model_version, monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(tasks.switch_version, "apply_async", refuse)
+    candidate = scaled_candidate(base_model_version)
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, candidate=candidate, phase="accepted")
+    with django_capture_on_commit_callbacks(execute=True):
+        signals.candidate_accepted.send(sender=TrainingRun, version=candidate, run=run)  # raises nothing
+
+    assert TrainingRun.objects.get(pk=run.pk).phase == tasks.SWITCH_NOT_QUEUED
+    assert TrainingRun.objects.get(pk=run.pk).status == TrainingRun.Status.SUCCEEDED
+    assert ModelVersion.objects.active() == base_model_version
