@@ -90,6 +90,15 @@ class FileEmbeddings:
         return {path for path, embedding in self.embeddings.items() if embedding is None}
 
 
+@dataclass
+class FileChips:
+    """Photos' central faces, detected and aligned, before any network has embedded them."""
+
+    files: FileEmbeddings  # every photo, embedding None; no_face and unreadable filled in
+    paths: list[Path]  # the photos that gave a chip ...
+    chips: list[numpy.ndarray]  # ... and their chips, in the same order
+
+
 class FaceEngine:
     """``live``: frames from a camera at a kiosk. Only dlib's HOG detector runs (the CNN fallback
     costs over a second), and faces much smaller than the nearest one are ignored as bystanders."""
@@ -162,20 +171,35 @@ class FaceEngine:
         ``no_face="center"`` aligns a face guessed in the middle of the photo when detection
         finds none; ``"fail"`` leaves that file without an embedding.
         """
+        return self.embed_file_chips(self.file_chips(paths, no_face, progress))
+
+    def file_chips(
+        self,
+        paths: Iterable[Path],
+        no_face: str = "fail",
+        progress: Callable[[Iterable], Iterable] = iter,
+    ) -> "FileChips":
+        """Detect and align the central face of each photo once (the slow part), so that several
+        networks can embed the same chips (FaceEngine.embed_file_chips)."""
         if no_face not in NO_FACE_POLICIES:
             raise ValueError(f"no_face must be one of {', '.join(NO_FACE_POLICIES)}, not {no_face!r}")
-        result = FileEmbeddings(embeddings={}, no_face=[], unreadable={})
-        pending_paths: list[Path] = []
-        pending_chips: list[numpy.ndarray] = []
+        found = FileChips(FileEmbeddings(embeddings={}, no_face=[], unreadable={}), [], [])
         for path in progress(list(paths)):
-            chip = self._labelled_chip(Path(path), no_face, result)
-            result.embeddings[Path(path)] = None
+            chip = self._labelled_chip(Path(path), no_face, found.files)
+            found.files.embeddings[Path(path)] = None
             if chip is not None:
-                pending_paths.append(Path(path))
-                pending_chips.append(chip)
-            if len(pending_chips) == self.embedder.batch_size:
-                self._flush(pending_paths, pending_chips, result)
-        self._flush(pending_paths, pending_chips, result)
+                found.paths.append(Path(path))
+                found.chips.append(chip)
+        return found
+
+    def embed_file_chips(self, found: "FileChips") -> FileEmbeddings:
+        """``found``'s files, each with this engine's embedding of its chip (None where none)."""
+        files = found.files
+        result = FileEmbeddings(embeddings=dict(files.embeddings), no_face=list(files.no_face),
+                                unreadable=dict(files.unreadable))
+        size = self.embedder.batch_size
+        for start in range(0, len(found.chips), size):
+            self._flush(found.paths[start:start + size], found.chips[start:start + size], result)
         return result
 
     def _labelled_chip(self, path: Path, no_face: str, result: FileEmbeddings) -> numpy.ndarray | None:
@@ -195,5 +219,3 @@ class FaceEngine:
         if chips:
             for path, embedding in zip(paths, self.embedder.embed(numpy.stack(chips))):
                 result.embeddings[path] = embedding
-        paths.clear()
-        chips.clear()

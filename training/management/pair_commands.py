@@ -42,12 +42,19 @@ def images_of(pairs: list[evaluation.Pair]) -> list[Path]:
 
 
 def embed_images(version: ModelVersion, images: list[Path], label: str = "FRID", no_face: str = "fail") -> FileEmbeddings:
-    return FaceEngine(version.embedder()).embed_files(images, no_face=no_face, progress=progress_bar(label))
+    return embed_images_with([version], images, label=label, no_face=no_face)[0]
+
+
+def embed_images_with(versions: list[ModelVersion], images: list[Path], label: str = "FRID",
+                      no_face: str = "fail") -> list[FileEmbeddings]:
+    """Each version's embeddings of the images, faces detected once for all of them."""
+    found = FaceEngine(versions[0].embedder()).file_chips(images, no_face=no_face, progress=progress_bar(label))
+    return [FaceEngine(version.embedder()).embed_file_chips(found) for version in versions]
 
 
 def progress_bar(label: str):
     def wrap(items):
         # On stderr, and only on a terminal: logs and JSON on stdout stay clean.
-        return tqdm(items, desc=f"{label}: embedding images", unit="image", file=sys.stderr, disable=None, mininterval=2)
+        return tqdm(items, desc=f"{label}: finding faces", unit="image", file=sys.stderr, disable=None, mininterval=2)
 
     return wrap

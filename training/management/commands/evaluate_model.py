@@ -7,7 +7,7 @@ from training import evaluation
 from training.engine import NO_FACE_POLICIES
 from training.management.pair_commands import (
     add_pair_arguments,
-    embed_images,
+    embed_images_with,
     images_of,
     model_version,
     progress_bar,
@@ -51,9 +51,9 @@ class Command(BaseCommand):
             pairs = evaluation.first_of_each_kind(pairs, options["limit"])
         images = images_of(pairs)
 
-        systems = {f"FRID {each.name}": (embed_images(each, images, label=each.name, no_face=options["no_face"]),
-                                         each.threshold)
-                   for each in [version, *others]}
+        versions = [version, *others]
+        embedded = embed_images_with(versions, images, no_face=options["no_face"])
+        systems = {f"FRID {each.name}": (embeddings, each.threshold) for each, embeddings in zip(versions, embedded)}
         if options["reference"] == "dlib":
             from training import reference
 
