@@ -191,6 +191,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "requeue-pending-templates": {"task": "identity.tasks.requeue_pending_templates", "schedule": 60.0},
     # Captured frames older than FRID_CAPTURE_RETENTION_DAYS are deleted; attempts stay.
     "purge-expired-captures": {"task": "identity.tasks.purge_expired_captures", "schedule": 3600.0},
+    # Rejected enrollment photos and finished bulk-import zips past their retention periods are
+    # deleted (identity.retention); the rows stay as a record, without the files.
+    "purge-rejected-photos": {"task": "identity.tasks.purge_rejected_photos", "schedule": 3600.0},
+    "purge-import-zips": {"task": "identity.tasks.purge_import_zips", "schedule": 3600.0},
     # Training runs whose worker died (killed, out of memory) are marked failed, retryable.
     "fail-stale-training-runs": {"task": "training.tasks.fail_stale_training_runs", "schedule": 300.0},
 }
@@ -206,6 +210,11 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 FRID_VERIFY_TIMEOUT_SECONDS = env_float("FRID_VERIFY_TIMEOUT_SECONDS", 5.0)
 # Captured frames of attempts are purged after this many days; the attempt rows stay.
 FRID_CAPTURE_RETENTION_DAYS = env_int("FRID_CAPTURE_RETENTION_DAYS", 30)
+# A rejected enrollment photo is deleted this many days after it was rejected (HR has seen why by
+# then); the row stays with the file name and the reason. A finished bulk import's zip is deleted
+# this many days after it finished: its photos are in the templates, and the import's report stays.
+FRID_REJECTED_PHOTO_RETENTION_DAYS = env_int("FRID_REJECTED_PHOTO_RETENTION_DAYS", 30)
+FRID_IMPORT_ZIP_RETENTION_DAYS = env_int("FRID_IMPORT_ZIP_RETENTION_DAYS", 1)
 # The same check (employee, direction) again within this many minutes records no new event.
 FRID_REPEAT_CHECK_MINUTES = env_int("FRID_REPEAT_CHECK_MINUTES", 5)
 # Arrivals after the workday start plus the grace period are late.

@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from django.dispatch import receiver
 
-from identity import enrollment, switching, verification
+from identity import enrollment, retention, switching, verification
 from identity.models import FaceTemplate
 from training.models import TrainingRun
 from training.signals import candidate_accepted
@@ -221,6 +221,18 @@ def _warm_up(**kwargs):
 def purge_expired_captures() -> int:
     """Delete captured frames older than FRID_CAPTURE_RETENTION_DAYS; the attempts stay."""
     return verification.purge_expired_captures()
+
+
+@shared_task(soft_time_limit=10 * 60, time_limit=11 * 60)
+def purge_rejected_photos() -> int:
+    """Delete rejected enrollment photos older than FRID_REJECTED_PHOTO_RETENTION_DAYS; the rows stay."""
+    return retention.purge_rejected_photos()
+
+
+@shared_task(soft_time_limit=10 * 60, time_limit=11 * 60)
+def purge_import_zips() -> int:
+    """Delete finished bulk imports' zips older than FRID_IMPORT_ZIP_RETENTION_DAYS; the imports stay."""
+    return retention.purge_import_zips()
 
 
 @worker_ready.connect
