@@ -123,7 +123,7 @@ def process_templates(template_ids: list[int], _again: bool = True) -> list[Face
             with template.source_image.open("rb") as stream:
                 photos.append(stream.read())
             readable.append(template)
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):  # ValueError: no file kept (deleted by retention)
             _reject(template, "The uploaded photo is missing from storage. Upload it again.")
     overtaken = []
     for template, photo, analysis in zip(readable, photos, version.engine().analyse_photos(photos)):

@@ -231,3 +231,18 @@ def test_apply_retention_runs_every_purge_now(employee, lfw_bytes):
 
     assert not exists(template.source_image.name) and not exists(record.archive.name)
     assert "1 rejected photo(s) older than 30 days and 1 bulk-import zip(s)" in out.getvalue()
+
+
+def test_checking_a_purged_rejected_photo_again_rejects_it_saying_the_photo_is_gone(
+    employee, lfw_bytes, base_model_version
+):
+    from identity import enrollment
+
+    template = photo(employee, REJECTED, 31, lfw_bytes)
+    retention.purge_rejected_photos()
+
+    enrollment.mark_for_retry([template.pk])
+    enrollment.process_templates([template.pk])
+
+    again = FaceTemplate.objects.get(pk=template.pk)
+    assert (again.status, again.reason) == (REJECTED, "The uploaded photo is missing from storage. Upload it again.")
