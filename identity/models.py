@@ -295,6 +295,33 @@ def _audit_link(model, **options):
     )
 
 
+class VerificationAttemptQuerySet(AppendOnlyQuerySet):
+    def failures(self):
+        """Attempts that count towards a lockout (identity.lockout): what someone trying faces or
+        numbers that are not theirs produces. A face not recognised; frames rejected (a photo or a
+        screen held up fails there, liveness included); a personal claim refused (an unknown
+        number, someone else's number, an account with no employee). Not counted: verified, busy or
+        a server fault (5xx: not the person's doing), malformed requests (a client's bug, which
+        guesses nothing), and locked-out attempts themselves (they never reach a face, and counting
+        them would keep a lockout going for as long as someone keeps knocking)."""
+        Decision, Mode = VerificationAttempt.Decision, VerificationAttempt.Mode
+        return self.filter(
+            Q(decision=Decision.NOT_RECOGNISED)
+            | Q(decision=Decision.REJECTED, http_status__lt=500)
+            | Q(decision=Decision.REFUSED, mode=Mode.PERSONAL, http_status__in=(403, 404))
+        )
+
+    def failed_recently(self, since: datetime):
+        return self.failures().filter(created_at__gt=since)
+
+    def redact(self, now=None) -> int:
+        """Clear these attempts' biometric readings (an erasure, identity.erasure) and stamp them
+        redacted; the only UPDATE the database's trigger lets through (migration identity 0008).
+        Attempts already redacted are left alone. Returns how many were redacted."""
+        unredacted = self.filter(redacted_at__isnull=True)
+        return models.QuerySet.update(unredacted, **REDACTED_ATTEMPT, redacted_at=now or timezone.now())
+
+
 class VerificationAttempt(models.Model):
     """One verification attempt, successful or not. Append-only: a trigger in the database refuses
     UPDATE and DELETE (migration identity 0003), and the admin and API only read."""
@@ -309,6 +336,7 @@ class VerificationAttempt(models.Model):
         REJECTED = "rejected", "rejected (unusable frames)"
         REFUSED = "refused", "refused (bad request)"
         BUSY = "busy", "verification busy"
+        LOCKED_OUT = "locked_out", "locked out (too many failures)"
 
     class Direction(models.TextChoices):
         IN = "in", "check-in"
@@ -320,6 +348,10 @@ class VerificationAttempt(models.Model):
     user = _audit_link(settings.AUTH_USER_MODEL, related_name="+")
     client_address = models.GenericIPAddressField(null=True, blank=True)
     claimed_employee = _audit_link(Employee, related_name="+")
+    # As sent (or the account's own, for personal check-in), whether or not anyone has it: lockouts
+    # count failures per claimed number, so an unknown number is locked out like an enrolled one.
+    # (A default in the database too: rows written by hand, outside Django, are accepted as before.)
+    claimed_number = models.CharField(max_length=50, blank=True, default="", db_default="")
     matched_employee = _audit_link(Employee, related_name="+")
     nearest_employee = _audit_link(Employee, related_name="+")
     distance = models.FloatField(null=True, blank=True, help_text="To the nearest (or claimed) employee.")
@@ -336,7 +368,7 @@ class VerificationAttempt(models.Model):
     http_status = models.PositiveSmallIntegerField(default=200)
     latency_ms = models.FloatField(null=True, blank=True)
 
-    objects = AppendOnlyQuerySet.as_manager()
+    objects = VerificationAttemptQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -417,6 +449,61 @@ class AttendanceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.employee.name} {self.get_direction_display()} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class LockoutLift(models.Model):
+    """HR lifting a lockout (identity.lockout), with who and when: the subject's failures before
+    it no longer count. Kept as an audit record: never changed or deleted (the admin only reads)."""
+
+    class Subject(models.TextChoices):
+        EMPLOYEE = "employee", "claimed employee number"
+        ACCOUNT = "account", "account"
+        KIOSK = "kiosk", "kiosk"
+
+    subject = models.CharField(max_length=10, choices=Subject.choices)
+    # The claimed employee number, the account's user id or the kiosk's id.
+    key = models.CharField(max_length=50)
+    lifted_by = _audit_link(settings.AUTH_USER_MODEL, related_name="+")
+    lifted_at = models.DateTimeField(default=timezone.now, db_index=True)
+    locked_until = models.DateTimeField(help_text="When the lockout would have ended by itself.")
+    failures = models.PositiveSmallIntegerField(help_text="Failed attempts that caused it.")
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-lifted_at"]
+        verbose_name = "lockout"
+        verbose_name_plural = "lockouts"
+
+    def __str__(self) -> str:
+        return f"{self.get_subject_display()} {self.key}: lifted {self.lifted_at:%Y-%m-%d %H:%M}"
+
+
+class Erasure(models.Model):
+    """An employee's biometric data erased (identity.erasure): who, when, why and what was removed.
+    No biometrics: counts, the names the erased files were stored under, and SHA-256 digests of
+    the erased files, frames and embeddings, so that ``manage.py erasure_report`` can prove no copy
+    is left (a digest cannot be compared for likeness, nor turned back into a face)."""
+
+    employee = _audit_link(Employee, related_name="+")
+    employee_number = models.CharField(max_length=50, db_index=True)
+    erased_at = models.DateTimeField(default=timezone.now, db_index=True)
+    erased_by = _audit_link(settings.AUTH_USER_MODEL, related_name="+")
+    erased_by_name = models.CharField(max_length=150, blank=True, help_text="The account's name at the time.")
+    reason = models.CharField(max_length=200, blank=True)
+    removed = models.JSONField(default=dict, help_text="What was removed, counted.")
+    file_names = models.JSONField(default=list, help_text="The storage names of the files deleted.")
+    file_digests = models.JSONField(default=list, help_text="SHA-256 of each file and frame deleted.")
+    embedding_digests = models.JSONField(default=list, help_text="SHA-256 of each embedding deleted.")
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-erased_at"]
+        verbose_name = "biometric erasure"
+
+    def __str__(self) -> str:
+        return f"Erasure of {self.employee_number} on {self.erased_at:%Y-%m-%d %H:%M}"
 
 
 @receiver(post_delete, sender=FaceTemplate)

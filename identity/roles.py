@@ -9,8 +9,8 @@
 
 The helpers ask for permissions, not group names, so that an administrator may also grant a
 single permission to a user directly. The groups are created by migration identity 0004 with
-``GROUP_PERMISSIONS`` as it stood then, and migration 0006 added what came with training and the
-HR polish (a test keeps the migrations and this list in step).
+``GROUP_PERMISSIONS`` as it stood then, migration 0006 added what came with training and the
+HR polish, and 0007 the lockouts (a test keeps the migrations and this list in step).
 """
 
 from __future__ import annotations
@@ -55,10 +55,14 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "django_celery_beat.view_crontabschedule",
         "django_celery_beat.add_crontabschedule",
         "django_celery_beat.change_crontabschedule",
+        # Since migration 0007: lockouts, read and lifted (a lift is recorded).
+        "identity.view_lockoutlift",
+        "identity.add_lockoutlift",
     ],
     AUDITOR: [
         "identity.view_verificationattempt",
         "identity.view_attendanceevent",  # reports: everyone's attendance
+        "identity.view_lockoutlift",  # since migration 0007
     ],
 }
 

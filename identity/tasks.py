@@ -169,7 +169,9 @@ def _embed_on_a_verify_worker(frames: list[bytes]) -> dict:
     encoded = [base64.b64encode(frame).decode("ascii") for frame in frames]
     try:
         # Expires with the wait: a worker that takes it up later throws it away.
-        result = embed_frames.apply_async(args=[encoded], queue=VERIFY_QUEUE, expires=timeout, retry=False)
+        # argsrepr: what Celery logs and reports of the arguments, the frames themselves never.
+        result = embed_frames.apply_async(args=[encoded], queue=VERIFY_QUEUE, expires=timeout, retry=False,
+                                          argsrepr=f"[{len(frames)} frames]")
     except Exception as error:  # the broker is unreachable
         logger.warning("could not send a verification to the broker: %s", error)
         raise VerificationBusy() from error

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy
+from django.conf import settings
 from django.db import transaction
 
-from identity import attendance, matching, template_updates
+from identity import attendance, lockout, matching, template_updates
 from identity.images import looks_like_an_image
 from identity.models import AttemptCapture, AttendanceEvent, Employee, Kiosk, VerificationAttempt
 from training.models import ModelVersion
@@ -52,6 +53,10 @@ DIFFERENT_PEOPLE = "The frames show different people. Only one person at a time,
 NOT_RECOGNISED = "Not recognised. If you work here, ask HR to check your enrollment."
 NOT_THE_CLAIMED = "This face is not {name}'s. Try again facing the camera, or ask HR."
 NO_ONE_ENROLLED = "Nobody is enrolled yet, so nobody can be recognised. HR enrolls employees in the admin."
+# The same words for every lockout (a claimed number, an account, a kiosk), enrolled or not.
+LOCKED_OUT = ("Too many failed attempts: checks are paused for up to {minutes:g} minutes. "
+              "Try again later, or ask HR to lift the lockout.")
+
 
 
 @dataclass
@@ -71,10 +76,11 @@ class Check:
 class Refusal(Exception):
     """A request that cannot be verified at all (a 4xx); the message says what to do."""
 
-    def __init__(self, message: str, http_status: int = 400):
+    def __init__(self, message: str, http_status: int = 400, decision: str = Decision.REFUSED):
         super().__init__(message)
         self.message = message
         self.http_status = http_status
+        self.decision = decision
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class Outcome:
 
     def as_json(self) -> dict:
         attempt = self.attempt
-        if attempt.decision in (Decision.REFUSED, Decision.BUSY):
+        if attempt.decision in (Decision.REFUSED, Decision.BUSY, Decision.LOCKED_OUT):
             return {"detail": attempt.reason, "decision": attempt.decision, "attempt_id": attempt.pk}
         employee = self.employee
         return {
@@ -131,6 +137,7 @@ def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
     Raises Refusal for a request that cannot be verified."""
     if check.kiosk is not None and not check.kiosk.is_active:
         raise Refusal(KIOSK_DISABLED, 403)
+    _refuse_if_locked_out(check)
     if check.mode == Mode.KIOSK and check.employee_number:
         raise Refusal(KIOSK_CLAIM)
     if check.direction not in ("", *VerificationAttempt.Direction.values):
@@ -148,6 +155,22 @@ def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
     return _claimed_employee(check)
 
 
+def _refuse_if_locked_out(check: Check) -> None:
+    # Before anything is looked up: a locked-out claim is answered alike whether anyone has the number.
+    user_id = check.user.pk if getattr(check.user, "is_authenticated", False) else None
+    kiosk_id = check.kiosk.pk if check.kiosk is not None else None
+    claimed = _claimed_number(check) if check.mode == Mode.PERSONAL else ""
+    if lockout.first_lockout(lockout.subjects(kiosk_id=kiosk_id, user_id=user_id, claimed_number=claimed)):
+        raise Refusal(LOCKED_OUT.format(minutes=settings.FRID_LOCKOUT_MINUTES), 429, Decision.LOCKED_OUT)
+
+
+def _claimed_number(check: Check) -> str:
+    """The number a check claims: as sent, else (personal check-in) the account's own; as kept."""
+    own = getattr(check.user, "employee", None) if check.user is not None and check.mode == Mode.PERSONAL else None
+    number = check.employee_number or (own.employee_number if own else "")
+    return number[:VerificationAttempt._meta.get_field("claimed_number").max_length]
+
+
 def _claimed_employee(check: Check) -> Employee | None:
     if check.mode == Mode.KIOSK:
         return None
@@ -155,12 +178,14 @@ def _claimed_employee(check: Check) -> Employee | None:
     number = check.employee_number or (own.employee_number if own else "")
     if not number:
         raise Refusal(NO_EMPLOYEE_RECORD, 403)
+    # An employee may verify only as themself; HR (who may change employees) may verify anyone.
+    # Asked before the number is looked up, so that an employee learns nothing of who is enrolled.
+    may_claim_anyone = check.user is not None and check.user.has_perm("identity.change_employee")
+    if not may_claim_anyone and (own is None or own.employee_number != number):
+        raise Refusal(NOT_YOUR_NUMBER.format(number=own.employee_number) if own else NO_EMPLOYEE_RECORD, 403)
     employee = Employee.objects.active().filter(employee_number=number).first()
     if employee is None:
         raise Refusal(UNKNOWN_EMPLOYEE.format(number=number), 404)
-    # An employee may verify only as themself; HR (who may change employees) may verify anyone.
-    if (own is None or own.pk != employee.pk) and not check.user.has_perm("identity.change_employee"):
-        raise Refusal(NOT_YOUR_NUMBER.format(number=own.employee_number) if own else NO_EMPLOYEE_RECORD, 403)
     return employee
 
 
@@ -169,7 +194,7 @@ def _claimed_employee(check: Check) -> Employee | None:
 
 def refuse(check: Check, refusal: Refusal) -> Outcome:
     """Audit a request that could not be verified (nothing else changes)."""
-    return Outcome(_record(check, Decision.REFUSED, refusal.message, http_status=refusal.http_status))
+    return Outcome(_record(check, refusal.decision, refusal.message, http_status=refusal.http_status))
 
 
 def busy(check: Check, claimed: Employee | None) -> Outcome:
@@ -240,6 +265,7 @@ def _record(
         user=check.user if getattr(check.user, "is_authenticated", False) else None,
         client_address=check.client_address,
         claimed_employee=claimed,
+        claimed_number=_claimed_number(check),
         matched_employee=match.employee if match else None,
         nearest_employee=match.nearest if match else None,
         distance=match.distance if match else None,

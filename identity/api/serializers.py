@@ -138,7 +138,7 @@ class VerifyAnswerSerializer(serializers.Serializer):
 
 class VerifyRefusalSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="Why the request could not be verified, and what to do.")
-    decision = serializers.ChoiceField(choices=[Decision.REFUSED, Decision.BUSY])
+    decision = serializers.ChoiceField(choices=[Decision.REFUSED, Decision.BUSY, Decision.LOCKED_OUT])
     attempt_id = serializers.IntegerField(help_text="The audit record of this attempt.")
 
 

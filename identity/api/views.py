@@ -109,6 +109,8 @@ class Verify(APIView):
         responses={
             200: serializers.VerifyAnswerSerializer,
             400: REFUSAL, 403: REFUSAL, 404: REFUSAL, 413: REFUSAL, 415: REFUSAL,
+            429: OpenApiResponse(serializers.VerifyRefusalSerializer,
+                                 description="Too many failed attempts (decision locked_out): try again later."),
             503: OpenApiResponse(serializers.VerifyRefusalSerializer, description="Verification is busy: try again."),
         },
     )
