@@ -314,13 +314,6 @@ class VerificationAttemptQuerySet(AppendOnlyQuerySet):
     def failed_recently(self, since: datetime):
         return self.failures().filter(created_at__gt=since)
 
-    def redact(self, now=None) -> int:
-        """Clear these attempts' biometric readings (an erasure, identity.erasure) and stamp them
-        redacted; the only UPDATE the database's trigger lets through (migration identity 0008).
-        Attempts already redacted are left alone. Returns how many were redacted."""
-        unredacted = self.filter(redacted_at__isnull=True)
-        return models.QuerySet.update(unredacted, **REDACTED_ATTEMPT, redacted_at=now or timezone.now())
-
 
 class VerificationAttempt(models.Model):
     """One verification attempt, successful or not. Append-only: a trigger in the database refuses
@@ -477,33 +470,6 @@ class LockoutLift(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_subject_display()} {self.key}: lifted {self.lifted_at:%Y-%m-%d %H:%M}"
-
-
-class Erasure(models.Model):
-    """An employee's biometric data erased (identity.erasure): who, when, why and what was removed.
-    No biometrics: counts, the names the erased files were stored under, and SHA-256 digests of
-    the erased files, frames and embeddings, so that ``manage.py erasure_report`` can prove no copy
-    is left (a digest cannot be compared for likeness, nor turned back into a face)."""
-
-    employee = _audit_link(Employee, related_name="+")
-    employee_number = models.CharField(max_length=50, db_index=True)
-    erased_at = models.DateTimeField(default=timezone.now, db_index=True)
-    erased_by = _audit_link(settings.AUTH_USER_MODEL, related_name="+")
-    erased_by_name = models.CharField(max_length=150, blank=True, help_text="The account's name at the time.")
-    reason = models.CharField(max_length=200, blank=True)
-    removed = models.JSONField(default=dict, help_text="What was removed, counted.")
-    file_names = models.JSONField(default=list, help_text="The storage names of the files deleted.")
-    file_digests = models.JSONField(default=list, help_text="SHA-256 of each file and frame deleted.")
-    embedding_digests = models.JSONField(default=list, help_text="SHA-256 of each embedding deleted.")
-
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-erased_at"]
-        verbose_name = "biometric erasure"
-
-    def __str__(self) -> str:
-        return f"Erasure of {self.employee_number} on {self.erased_at:%Y-%m-%d %H:%M}"
 
 
 @receiver(post_delete, sender=FaceTemplate)
