@@ -225,6 +225,12 @@ FRID_LOCKOUT_MINUTES = env_float("FRID_LOCKOUT_MINUTES", 15.0)
 # Arrivals after the workday start plus the grace period are late.
 FRID_WORKDAY_START = env_str("FRID_WORKDAY_START", "09:00")
 FRID_LATE_GRACE_MINUTES = env_int("FRID_LATE_GRACE_MINUTES", 10)
+# Active liveness (identity.liveness): a challenge is valid this many seconds after it is issued,
+# time to read it, follow it during the ~3 s capture and send the frames. Kiosks ask for it unless
+# their own setting is off; personal check-in too unless this is off (a password says who is at the
+# computer, the face must say that they are there, and without liveness a photo of them says it too).
+FRID_LIVENESS_SECONDS = env_int("FRID_LIVENESS_SECONDS", 15)
+FRID_LIVENESS_FOR_CHECK_IN = env_bool("FRID_LIVENESS_FOR_CHECK_IN", True)
 
 # Automatic templates (identity.template_updates): a verified kiosk capture of an employee who agreed
 # to their captures improving recognition becomes an extra template of theirs when its distance is

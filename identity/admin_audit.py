@@ -42,7 +42,7 @@ class KioskAdmin(admin.ModelAdmin):
     list_display = ("name", "location", "enabled", "last_seen_at")
     list_filter = ("is_active",)
     search_fields = ("name", "location")
-    fields = ("name", "location", "is_active", "created_at", "created_by", "last_seen_at")
+    fields = ("name", "location", "is_active", "liveness_required", "created_at", "created_by", "last_seen_at")
     readonly_fields = ("created_at", "created_by", "last_seen_at")
     actions = ["disable", "enable", "new_token"]
 
@@ -117,7 +117,8 @@ class VerificationAttemptAdmin(admin.ModelAdmin):
     )
     search_help_text = "Employee number: attempts that claimed, matched or came nearest to that employee."
     list_select_related = ("kiosk", "claimed_employee", "matched_employee", "nearest_employee")
-    _decision = ("created_at", "mode", "decision", "reason", "http_status", "direction", "event_shown")
+    _decision = ("created_at", "mode", "decision", "reason", "http_status", "direction", "event_shown",
+                 "liveness_passed", "liveness_reason")
     _who = ("kiosk_shown", "user_shown", "client_address", "claimed_shown", "matched_shown", "nearest_shown")
     _figures = ("distance", "second_distance", "threshold", "margin", "gallery_size", "version_shown",
                 "latency_ms")

@@ -255,6 +255,11 @@ class Kiosk(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    liveness_required = models.BooleanField(
+        "liveness challenge", default=True,
+        help_text="People follow a short random instruction at the camera (turn the head, look up) so that "
+                  "a photo held up to it is refused. Turn off only where staff watch the kiosk.",
+    )
 
     objects = KioskQuerySet.as_manager()
 
@@ -360,6 +365,9 @@ class VerificationAttempt(models.Model):
     quality = models.JSONField(default=list, blank=True, help_text="Per frame: faces found and quality figures.")
     http_status = models.PositiveSmallIntegerField(default=200)
     latency_ms = models.FloatField(null=True, blank=True)
+    # The liveness challenge (identity.liveness): None when the check carried none.
+    liveness_passed = models.BooleanField(null=True, blank=True)
+    liveness_reason = models.TextField(blank=True, help_text="What was asked and what the frames showed.")
 
     objects = VerificationAttemptQuerySet.as_manager()
 
@@ -377,6 +385,42 @@ class VerificationAttempt(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Verification attempts are append-only: they are never deleted.")
+
+
+class LivenessChallengeQuerySet(models.QuerySet):
+    def redeemable(self, nonce: str, kiosk: "Kiosk | None", user, now=None):
+        """The unused, unexpired challenge with this nonce, issued to this kiosk or user."""
+        return self.filter(
+            nonce_hash=LivenessChallenge.hash_nonce(nonce), kiosk=kiosk,
+            user=user if getattr(user, "is_authenticated", False) else None,
+            used_at__isnull=True, expires_at__gt=now or timezone.now(),
+        )
+
+
+class LivenessChallenge(models.Model):
+    """A random instruction issued to one kiosk or user for one check (identity.liveness). Only
+    the nonce's SHA-256 is kept; used_at makes it single-use."""
+
+    nonce_hash = models.CharField(max_length=64, unique=True)
+    steps = models.JSONField(help_text="The movements asked for, in order, e.g. [\"left\", \"up\"].")
+    kiosk = models.ForeignKey(Kiosk, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="+")
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LivenessChallengeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return f"Challenge {self.pk}: {', '.join(self.steps)}"
+
+    @staticmethod
+    def hash_nonce(nonce: str) -> str:
+        return hashlib.sha256(nonce.encode()).hexdigest()
 
 
 class AttemptCaptureQuerySet(models.QuerySet):

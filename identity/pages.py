@@ -20,6 +20,7 @@ from identity import roles
 
 # The API's paths are the integrators' contract (issue 6), so the script gets them as they are.
 VERIFY_URL = "/api/v1/verify/"
+CHALLENGE_URL = "/api/v1/verify/challenge/"
 SWITCH_URL = "/api/v1/attendance/{event_id}/switch/"
 # Long enough to read the answer, short enough that the next person does not see it.
 KIOSK_ANSWER_SECONDS = 8
@@ -94,6 +95,7 @@ def _verify_config(mode: str, employee_number: str = "", clear_after_seconds: in
     return {
         "mode": mode,
         "verifyUrl": VERIFY_URL,
+        "challengeUrl": CHALLENGE_URL,
         "switchUrl": SWITCH_URL,
         "employeeNumber": employee_number,
         "clearAfterSeconds": clear_after_seconds,

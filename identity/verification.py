@@ -27,9 +27,9 @@ import numpy
 from django.conf import settings
 from django.db import transaction
 
-from identity import attendance, lockout, matching, template_updates
+from identity import attendance, liveness, lockout, matching, template_updates
 from identity.images import looks_like_an_image
-from identity.models import AttemptCapture, AttendanceEvent, Employee, Kiosk, VerificationAttempt
+from identity.models import AttemptCapture, AttendanceEvent, Employee, Kiosk, LivenessChallenge, VerificationAttempt
 from training.models import ModelVersion
 
 MAX_FRAMES = 5
@@ -71,6 +71,8 @@ class Check:
     employee_number: str = ""  # the claimed employee (1:1); empty for a kiosk's 1:N search
     direction: str = ""  # "in", "out", or "" for the usual one
     started: float = field(default_factory=time.monotonic)
+    nonce: str = ""  # a liveness challenge's (identity.liveness), as sent
+    challenge: LivenessChallenge | None = None  # that challenge, redeemed by check_request
 
 
 class Refusal(Exception):
@@ -126,6 +128,7 @@ class Outcome:
             "event_id": self.event.pk if self.event else None,
             "event_time": self.event.occurred_at.isoformat() if self.event else None,
             "attempt_id": attempt.pk,
+            "liveness_passed": attempt.liveness_passed,
         }
 
 
@@ -144,7 +147,7 @@ def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
         raise Refusal(BAD_DIRECTION.format(value=check.direction))
     if not check.frames:
         raise Refusal(NO_FRAMES)
-    if len(check.frames) > MAX_FRAMES:
+    if len(check.frames) > MAX_FRAMES and not check.nonce:  # a liveness check has its own limits
         raise Refusal(TOO_MANY_FRAMES.format(count=len(check.frames)))
     for index, frame in enumerate(check.frames, start=1):
         if len(frame) > max_frame_bytes:
@@ -152,7 +155,35 @@ def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
                           413)
         if not looks_like_an_image(frame):
             raise Refusal(NOT_AN_IMAGE.format(index=index), 415)
-    return _claimed_employee(check)
+    claimed = _claimed_employee(check)
+    check.challenge = _redeemed_challenge(check)
+    return claimed
+
+
+def _redeemed_challenge(check: Check) -> LivenessChallenge | None:
+    """The check's liveness challenge, used up now; None where the check needs none. Last of the
+    request's checks, so that a request refused for anything else leaves its challenge usable."""
+    if not check.nonce:
+        if liveness.required_for(check.kiosk):
+            raise Refusal(liveness.CHALLENGE_NEEDED)
+        return None
+    if not liveness.MIN_FRAMES <= len(check.frames) <= liveness.MAX_FRAMES:
+        raise Refusal(liveness.WRONG_FRAME_COUNT.format(
+            count=len(check.frames), minimum=liveness.MIN_FRAMES, maximum=liveness.MAX_FRAMES))
+    try:
+        return liveness.redeem(check.nonce, check.kiosk, check.user)
+    except liveness.ChallengeRefused as refused:
+        raise Refusal(refused.message) from None
+
+
+def issue_challenge(check: Check) -> liveness.Issued | None:
+    """A liveness challenge for the check about to be made (``check`` has no frames yet), or None
+    where none is needed. Raises Refusal for a disabled kiosk, audited like its checks."""
+    if check.kiosk is not None and not check.kiosk.is_active:
+        raise Refusal(KIOSK_DISABLED, 403)
+    if not liveness.required_for(check.kiosk):
+        return None
+    return liveness.issue(kiosk=check.kiosk, user=check.user)
 
 
 def _refuse_if_locked_out(check: Check) -> None:
@@ -215,6 +246,10 @@ def decide(check: Check, claimed: Employee | None, frames: list[FrameResult], ve
     embeddings = numpy.array([frame.embedding for frame in frames], dtype=numpy.float64)
     if not _same_person(embeddings, version.threshold):
         return Outcome(_record(check, Decision.REJECTED, DIFFERENT_PEOPLE, **common))
+    if check.challenge is not None:
+        common["verdict"] = verdict = liveness.judge(check.challenge.steps, [frame.quality for frame in frames])
+        if not verdict.passed:
+            return Outcome(_record(check, Decision.REJECTED, verdict.reason, **common))
     mean = embeddings.mean(axis=0)
     if claimed is None:
         match = matching.identify(mean, version)
@@ -258,6 +293,7 @@ def _record(
     direction: str = "",
     quality: list | None = None,
     keep_frames: bool = False,
+    verdict: liveness.Verdict | None = None,
 ) -> VerificationAttempt:
     attempt = VerificationAttempt.objects.create(
         mode=check.mode,
@@ -282,6 +318,9 @@ def _record(
         quality=quality or [],
         http_status=http_status,
         latency_ms=round((time.monotonic() - check.started) * 1000, 1),
+        liveness_passed=verdict.passed if verdict else None,
+        liveness_reason=verdict.record if verdict else (
+            liveness.not_judged(check.challenge.steps) if check.challenge else ""),
     )
     if keep_frames:
         AttemptCapture.objects.bulk_create(

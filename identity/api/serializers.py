@@ -8,6 +8,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from identity.models import Employee, FaceTemplate, VerificationAttempt
+from identity import liveness
 from identity.verification import MAX_FRAMES
 
 Decision = VerificationAttempt.Decision
@@ -97,9 +98,17 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 class VerifyFramesSerializer(serializers.Serializer):
     image = serializers.ListField(
-        child=serializers.FileField(), min_length=1, max_length=MAX_FRAMES,
+        child=serializers.FileField(), min_length=1, max_length=liveness.MAX_FRAMES,
         help_text=f"1 to {MAX_FRAMES} camera frames (JPEG or PNG) of one person, the field repeated once "
-                  "per frame; a short burst, e.g. 3 frames over half a second.",
+                  "per frame; a short burst, e.g. 3 frames over half a second. With a liveness challenge, "
+                  f"{liveness.MIN_FRAMES} to {liveness.MAX_FRAMES} frames taken while the person follows it "
+                  f"(e.g. {liveness.FRAMES}, {liveness.FRAME_INTERVAL_MS} ms apart).",
+    )
+    challenge = serializers.CharField(
+        required=False,
+        help_text="The nonce of a liveness challenge (POST /api/v1/verify/challenge/), good for one check "
+                  "within its seconds. Needed where liveness is required (a kiosk with it on; personal "
+                  "check-in with FRID_LIVENESS_FOR_CHECK_IN).",
     )
     employee_number = serializers.CharField(
         required=False,
@@ -134,12 +143,35 @@ class VerifyAnswerSerializer(serializers.Serializer):
     )
     event_time = serializers.DateTimeField(allow_null=True)
     attempt_id = serializers.IntegerField(help_text="The audit record of this attempt.")
+    liveness_passed = serializers.BooleanField(
+        allow_null=True, help_text="Whether the pose moved as the liveness challenge asked; null when the "
+                                   "check carried no challenge, or ended before the pose was judged.",
+    )
 
 
 class VerifyRefusalSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="Why the request could not be verified, and what to do.")
     decision = serializers.ChoiceField(choices=[Decision.REFUSED, Decision.BUSY, Decision.LOCKED_OUT])
     attempt_id = serializers.IntegerField(help_text="The audit record of this attempt.")
+
+
+class LivenessChallengeSerializer(serializers.Serializer):
+    required = serializers.BooleanField(
+        help_text="Whether the next check must carry a challenge; when false, the fields below are absent "
+                  "and the check is a plain burst of frames.",
+    )
+    challenge = serializers.CharField(required=False, help_text="The nonce to send with the frames (field \"challenge\").")
+    steps = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(liveness.STEPS)), required=False,
+        help_text="The movements asked for, in order.",
+    )
+    instructions = serializers.CharField(required=False, help_text="The whole challenge in words, to show big.")
+    step_instructions = serializers.ListField(child=serializers.CharField(), required=False,
+                                              help_text="Each movement in words, to show in turn.")
+    expires_at = serializers.DateTimeField(required=False, help_text="The check must arrive before this.")
+    valid_seconds = serializers.IntegerField(required=False)
+    frames = serializers.IntegerField(required=False, help_text="How many frames to take while the person moves.")
+    frame_interval_ms = serializers.IntegerField(required=False, help_text="How far apart to take them.")
 
 
 # --- Attendance ---------------------------------------------------------------------------------
@@ -202,5 +234,6 @@ class AttemptSerializer(serializers.ModelSerializer):
             "claimed_employee", "matched_employee", "nearest_employee",
             "decision", "reason", "http_status", "direction", "distance", "second_distance", "threshold",
             "margin", "gallery_size", "model_version", "frames", "quality", "latency_ms",
+            "liveness_passed", "liveness_reason",
         ]
         read_only_fields = fields

@@ -10,6 +10,7 @@ urlpatterns = [
     path("v1/employees/<str:employee_number>/photos/", views.EmployeePhotos.as_view(), name="api-employee-photos"),
     path("v1/templates/<int:pk>/", views.TemplateDetail.as_view(), name="api-template"),
     path("v1/verify/", views.Verify.as_view(), name="api-verify"),
+    path("v1/verify/challenge/", views.VerifyChallenge.as_view(), name="api-verify-challenge"),
     path("v1/attendance/", views.AttendanceList.as_view(), name="api-attendance"),
     path("v1/attendance/<int:event_id>/switch/", views.SwitchDirection.as_view(), name="api-attendance-switch"),
     path("v1/attempts/", views.AttemptList.as_view(), name="api-attempts"),

@@ -19,7 +19,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from identity import attendance, roles, tasks
+from identity import attendance, roles, tasks, verification
 from identity.api import permissions, serializers
 from identity.models import AttendanceEvent, Employee, FaceTemplate, Kiosk, VerificationAttempt
 from identity.images import looks_like_an_image
@@ -124,11 +124,46 @@ class Verify(APIView):
             client_address=request.META.get("REMOTE_ADDR"),
             employee_number=request.data.get("employee_number", ""),
             direction=request.data.get("direction", ""),
+            nonce=request.data.get("challenge", ""),
         )
         outcome = tasks.verify(check)
         if kiosk is not None:
             _note_seen(kiosk)
         return Response(outcome.as_json(), status=outcome.http_status)
+
+
+class VerifyChallenge(APIView):
+    permission_classes = [permissions.MayVerify]
+
+    @extend_schema(
+        summary="A liveness challenge for the next check",
+        description="Where liveness is required (a kiosk with it on; personal check-in with "
+                    "FRID_LIVENESS_FOR_CHECK_IN), a random instruction (e.g. turn the head left, then look "
+                    "up) and its nonce, good for one check within valid_seconds: take the frames while the "
+                    "person follows it and send them to /api/v1/verify/ with the nonce in \"challenge\". "
+                    "The server judges the movement from the frames. Elsewhere, {\"required\": false}.",
+        request=None,
+        responses={
+            201: serializers.LivenessChallengeSerializer,
+            200: OpenApiResponse(serializers.LivenessChallengeSerializer, description="No challenge is needed."),
+            403: REFUSAL,
+        },
+    )
+    def post(self, request):
+        kiosk = roles.kiosk_of(request)
+        check = Check(
+            mode=Mode.KIOSK if kiosk else Mode.PERSONAL, frames=[], kiosk=kiosk,
+            user=request.user if request.user.is_authenticated else None,
+            client_address=request.META.get("REMOTE_ADDR"),
+        )
+        try:
+            issued = verification.issue_challenge(check)
+        except verification.Refusal as refusal:
+            outcome = verification.refuse(check, refusal)
+            return Response(outcome.as_json(), status=outcome.http_status)
+        if issued is None:
+            return Response({"required": False})
+        return Response(issued.as_json(), status=status.HTTP_201_CREATED)
 
 
 def _note_seen(kiosk: Kiosk) -> None:

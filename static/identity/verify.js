@@ -1,6 +1,9 @@
 // Kiosk page (1:N, the kiosk's token) and personal check-in (1:1, the session): a live camera
-// preview; on "Check in / Check out" a burst of frames goes to /api/v1/verify/ and the answer is
-// shown big. Configuration comes from the page (json_script "verify-config").
+// preview; on "Check in / Check out" the page asks for a liveness challenge, shows its instruction
+// big while it takes a sequence of frames (or, where no challenge is needed, a short burst), sends
+// them to /api/v1/verify/ with the challenge's nonce, and shows the answer big. The server alone
+// judges whether the head moved as asked. Configuration comes from the page (json_script
+// "verify-config").
 'use strict';
 
 const config = JSON.parse(document.getElementById('verify-config').textContent);
@@ -14,6 +17,9 @@ const answerTitle = document.getElementById('answer-title');
 const answerDetail = document.getElementById('answer-detail');
 const answerNote = document.getElementById('answer-note');
 const switchButton = document.getElementById('switch-button');
+const challengeBox = document.getElementById('challenge');
+const challengeStep = document.getElementById('challenge-step');
+const challengeAll = document.getElementById('challenge-all');
 const setupSection = document.getElementById('kiosk-setup');
 const setupForm = document.getElementById('kiosk-setup-form');
 const setupError = document.getElementById('kiosk-setup-error');
@@ -28,6 +34,8 @@ const FRAME_INTERVAL_MS = 250;
 const FRAME_WIDTH = 640;
 const FRAME_HEIGHT = 480;
 const JPEG_QUALITY = 0.9;
+// Time to read the instruction before the first frame is taken.
+const CHALLENGE_LEAD_MS = 1000;
 const IDLE_TEXT = answerTitle.textContent;
 
 const constraints = {
@@ -151,6 +159,37 @@ async function captureBurst() {
   return frames;
 }
 
+// --- The liveness challenge -------------------------------------------------------------------
+
+function showChallenge(all, step) {
+  challengeAll.textContent = all;
+  challengeStep.textContent = step;
+  challengeBox.hidden = false;
+}
+
+function hideChallenge() {
+  challengeBox.hidden = true;
+}
+
+// The frames of a challenge, each step shown in turn while they are taken; the server reads the
+// movement from the frames themselves, in order, whatever the timing.
+async function followChallenge(plan) {
+  const steps = plan.step_instructions;
+  showChallenge(plan.instructions, steps[0]);
+  showAnswer('working', plan.instructions, 'Follow the instruction on the camera while the pictures are taken.', '');
+  await wait(CHALLENGE_LEAD_MS);
+  const frames = [];
+  for (let index = 0; index < plan.frames; index++) {
+    if (index > 0) {
+      await wait(plan.frame_interval_ms);
+    }
+    showChallenge(plan.instructions, steps[Math.min(steps.length - 1, Math.floor(index * steps.length / plan.frames))]);
+    frames.push(await captureFrame());
+  }
+  hideChallenge();
+  return frames;
+}
+
 // --- Talking to FRID ------------------------------------------------------------------------
 
 function csrfToken() {
@@ -182,11 +221,23 @@ async function post(url, body) {
 
 async function handleStart() {
   startButton.disabled = true;
-  showAnswer('working', 'Hold still…', 'Looking at the camera.', '');
+  showAnswer('working', 'Get ready…', 'One moment.', '');
   try {
-    const frames = await captureBurst();
+    const challenge = await post(config.challengeUrl, null);
+    if (challenge.status !== 200 && challenge.status !== 201) {
+      showReply(challenge.status, challenge.data);
+      return;
+    }
+    const plan = challenge.data && challenge.data.required ? challenge.data : null;
+    if (!plan) {
+      showAnswer('working', 'Hold still…', 'Looking at the camera.', '');
+    }
+    const frames = plan ? await followChallenge(plan) : await captureBurst();
     const body = new FormData();
     frames.forEach((frame, index) => body.append('image', frame, 'frame-' + (index + 1) + '.jpg'));
+    if (plan) {
+      body.append('challenge', plan.challenge);
+    }
     if (!isKiosk) {
       body.append('employee_number', config.employeeNumber);
       const direction = chosenDirection();
@@ -200,6 +251,7 @@ async function handleStart() {
   } catch (error) {
     showAnswer('busy', 'FRID could not be reached', 'Check the network connection, then try again.', '');
   } finally {
+    hideChallenge();
     startButton.disabled = !video.srcObject;
   }
 }

@@ -15,6 +15,7 @@ PATHS = {
     "/api/v1/employees/{employee_number}/photos/": {"post"},
     "/api/v1/templates/{id}/": {"get"},
     "/api/v1/verify/": {"post"},
+    "/api/v1/verify/challenge/": {"post"},
     "/api/v1/attendance/": {"get"},
     "/api/v1/attendance/{event_id}/switch/": {"post"},
     "/api/v1/attempts/": {"get"},
@@ -40,9 +41,9 @@ def test_the_verify_request_is_described_as_repeated_image_frames(schema):
     request = schema["components"]["schemas"][form["$ref"].rsplit("/", 1)[1]]
     image = request["properties"]["image"]
     assert (image["type"], image["items"], image["minItems"], image["maxItems"]) == (
-        "array", {"type": "string", "format": "binary"}, 1, 5
+        "array", {"type": "string", "format": "binary"}, 1, 12  # 1 to 5; 6 to 12 with a liveness challenge
     )
-    assert {"employee_number", "direction"} <= set(request["properties"])
+    assert {"employee_number", "direction", "challenge"} <= set(request["properties"])
 
 
 def test_the_verify_answer_is_described(schema):
@@ -60,7 +61,7 @@ def test_kiosk_tokens_are_listed_only_where_kiosks_are_let_in(schema):
         path for path, operations in schema["paths"].items()
         for operation in operations.values() if {"kioskToken": []} in operation["security"]
     }
-    assert kiosk_paths == {"/api/v1/verify/", "/api/v1/attendance/{event_id}/switch/"}
+    assert kiosk_paths == {"/api/v1/verify/", "/api/v1/verify/challenge/", "/api/v1/attendance/{event_id}/switch/"}
 
 
 @pytest.mark.django_db

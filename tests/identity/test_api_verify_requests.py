@@ -124,6 +124,7 @@ def test_it_answers_busy_when_no_worker_answers(actors, monkeypatch):
         raise tasks.VerificationBusy()
 
     monkeypatch.setattr(tasks, "_embed_on_a_verify_worker", no_answer)
+    Kiosk.objects.filter(pk=actors.kiosk.pk).update(liveness_required=False)  # a plain burst (test_liveness.py)
     response = post(actors.client("kiosk"), [jpeg()] * 3)
     assert response.status_code == 503
     attempt = VerificationAttempt.objects.get()

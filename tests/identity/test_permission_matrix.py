@@ -49,6 +49,11 @@ def _verify(actors: Actors, client):
     return client.post(reverse("api-verify"), {"image": [upload(b"not an image")]}, format="multipart")
 
 
+def _challenge(actors: Actors, client):
+    # Liveness is on for the kiosk and for personal check-in by default: a challenge is issued.
+    return client.post(reverse("api-verify-challenge"))
+
+
 def _switch(actors: Actors, client):
     # The employee's own check, made a moment ago at this kiosk.
     event = event_of(actors.employee, "in", actors.kiosk)
@@ -69,6 +74,7 @@ API = {
     "POST employee photos":     (_add_photo, 202, (OK, NO, NO, NO, NO)),
     "GET template":             (_template, 200, (OK, NO, NO, NO, NO)),
     "POST verify":              (_verify, 415, (OK, NO, OK, OK, NO)),
+    "POST verify challenge":    (_challenge, 201, (OK, NO, OK, OK, NO)),
     "POST attendance switch":   (_switch, 200, (OK, NO, OK, OK, NO)),
     "GET attempts":             (_get("api-attempts"), 200, (OK, OK, NO, NO, NO)),
     "GET attendance":           (_get("api-attendance"), 200, (OK, OK, OK, NO, NO)),
@@ -145,7 +151,8 @@ def test_the_matrix_covers_every_api_endpoint():
     from identity.api.urls import urlpatterns
 
     named = {pattern.name for pattern in urlpatterns}
-    requested = {"api-employees", "api-employee-photos", "api-template", "api-verify", "api-attendance-switch",
+    requested = {"api-employees", "api-employee-photos", "api-template", "api-verify", "api-verify-challenge",
+                 "api-attendance-switch",
                  "api-attempts", "api-attendance", "api-schema", "api-docs"}
     assert named == requested
     assert len(API) == len(requested)
