@@ -338,11 +338,11 @@ class EmployeeAdmin(admin.ModelAdmin):
     list_display_links = ("employee",)
     search_fields = ("employee_number", "name", "email")
     list_filter = ("department", "is_active", ConsentFilter, ReadyTemplateFilter)
-    readonly_fields = ("consent_record",)
+    readonly_fields = ("consent_record", "training_consent_record")
     empty_value_display = EMPTY
     fieldsets = (
         (None, {"fields": ("employee_number", "name", "email", "department", "is_active")}),
-        ("Biometric consent", {"fields": ("consent", "consent_record")}),
+        ("Biometric consent", {"fields": ("consent", "consent_record", "training_consent", "training_consent_record")}),
         ("Photos", {"fields": ("photos",)}),
     )
     inlines = [FaceTemplateInline]
@@ -421,6 +421,14 @@ class EmployeeAdmin(admin.ModelAdmin):
         by = f" by {recorded_by.get_username()}" if recorded_by else ""
         return f"Recorded {local_time(employee.consent_recorded_at)}{by}."
 
+    @admin.display(description="training consent record")
+    def training_consent_record(self, employee: Employee) -> str:
+        if employee.training_consent_recorded_at is None:
+            return "Not recorded: their faces are not used to improve recognition."
+        recorded_by = employee.training_consent_recorded_by
+        by = f" by {recorded_by.get_username()}" if recorded_by else ""
+        return f"Recorded {local_time(employee.training_consent_recorded_at)}{by}."
+
     # Saving
 
     def save_model(self, request: HttpRequest, employee: Employee, form, change: bool) -> None:
@@ -433,11 +441,34 @@ class EmployeeAdmin(admin.ModelAdmin):
             employee.consent_recorded_by = None
             self.message_user(
                 request,
-                "Consent withdrawn: no new photo will be accepted. The photos already enrolled are still "
-                "used; delete them below if the employee must no longer be recognised.",
+                format_html(
+                    "Consent withdrawn: no new photo will be accepted. The photos already enrolled are still "
+                    "used until you erase them: {} (every photo, face, embedding and captured frame of theirs; "
+                    "attendance stays).", _erasure_link(employee, "consent withdrawn"),
+                ),
                 messages.WARNING,
             )
+        self._record_training_consent(request, employee, form)
         super().save_model(request, employee, form, change)
+
+    def _record_training_consent(self, request: HttpRequest, employee: Employee, form) -> None:
+        agreed = form.cleaned_data.get("training_consent")
+        if agreed and employee.training_consent_recorded_at is None:
+            employee.training_consent_recorded_at = timezone.now()
+            employee.training_consent_recorded_by = request.user
+        elif not agreed and employee.training_consent_recorded_at is not None:
+            employee.training_consent_recorded_at = None
+            employee.training_consent_recorded_by = None
+            self.message_user(
+                request,
+                format_html(
+                    "Training consent withdrawn: their photos and captures are no longer used to improve "
+                    "recognition. What was already made from them (automatic templates, training caches) stays "
+                    "until you erase it: {} (all of their faces; attendance stays).",
+                    _erasure_link(employee, "training consent withdrawn"),
+                ),
+                messages.WARNING,
+            )
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -760,6 +791,12 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
         return employee_url(template.employee_id)
 
 
+def _erasure_link(employee: Employee, reason: str) -> str:
+    """The offer to erase, where HR records a withdrawal of consent (identity.admin_erasure)."""
+    url = reverse("admin:identity_erasure_erase", args=[employee.pk])
+    return format_html('<a class="erase-link" href="{}?{}">Erase biometric data</a>', url, urlencode({"reason": reason}))
+
+
 def merge_message(merged: duplicates.Merged) -> str:
     """What a merge did, in plain words: where the photos went and what became of the newer record."""
     plan = merged.plan
@@ -783,4 +820,5 @@ def _private(response: HttpResponse) -> HttpResponse:
 from identity import admin_imports  # noqa: F401,E402
 from identity import admin_audit  # noqa: F401,E402
 from identity import admin_versions  # noqa: F401,E402
+from identity import admin_erasure  # noqa: F401,E402
 from identity import admin_lockouts  # noqa: F401,E402

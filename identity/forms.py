@@ -63,6 +63,13 @@ class EmployeeForm(forms.ModelForm):
         help_text="Tick once the employee has agreed to FRID processing their face. "
         "No photo is accepted without it.",
     )
+    training_consent = forms.BooleanField(
+        label="Training consent recorded",
+        required=False,
+        help_text="Tick once the employee has agreed to their photos and verified kiosk captures being used "
+        "to improve recognition (fine-tuning the network, automatic templates). Optional, apart from the "
+        "biometric consent.",
+    )
     photos = MultiplePhotoField(
         label="Add photos",
         help_text="Choose one or more photos of the employee alone, facing the camera, or take them "
@@ -76,6 +83,7 @@ class EmployeeForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["consent"].initial = self.instance.consent_recorded_at is not None
+        self.fields["training_consent"].initial = self.instance.training_consent_recorded_at is not None
 
     def clean(self) -> dict:
         cleaned_data = super().clean()

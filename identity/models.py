@@ -300,6 +300,12 @@ def _audit_link(model, **options):
     )
 
 
+# What an erasure leaves of an attempt's biometric readings: the distances to the employee's
+# templates and the per-frame face figures (box, pose, quality) are cleared; who, when, where and
+# the decision stay. Migration identity 0008's trigger allows exactly this change.
+REDACTED_ATTEMPT = {"distance": None, "second_distance": None, "quality": []}
+
+
 class VerificationAttemptQuerySet(AppendOnlyQuerySet):
     def failures(self):
         """Attempts that count towards a lockout (identity.lockout): what someone trying faces or
@@ -318,6 +324,13 @@ class VerificationAttemptQuerySet(AppendOnlyQuerySet):
 
     def failed_recently(self, since: datetime):
         return self.failures().filter(created_at__gt=since)
+
+    def redact(self, now=None) -> int:
+        """Clear these attempts' biometric readings (an erasure, identity.erasure) and stamp them
+        redacted; the only UPDATE the database's trigger lets through (migration identity 0008).
+        Attempts already redacted are left alone. Returns how many were redacted."""
+        unredacted = self.filter(redacted_at__isnull=True)
+        return models.QuerySet.update(unredacted, **REDACTED_ATTEMPT, redacted_at=now or timezone.now())
 
 
 class VerificationAttempt(models.Model):
@@ -365,6 +378,11 @@ class VerificationAttempt(models.Model):
     quality = models.JSONField(default=list, blank=True, help_text="Per frame: faces found and quality figures.")
     http_status = models.PositiveSmallIntegerField(default=200)
     latency_ms = models.FloatField(null=True, blank=True)
+    # Set when the attempt's biometric readings (distances, per-frame face figures) were cleared by
+    # an erasure (identity.erasure): the one change the database allows (migration identity 0008).
+    redacted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an erasure removed this attempt's biometric readings."
+    )
     # The liveness challenge (identity.liveness): None when the check carried none.
     liveness_passed = models.BooleanField(null=True, blank=True)
     liveness_reason = models.TextField(blank=True, help_text="What was asked and what the frames showed.")
@@ -514,6 +532,33 @@ class LockoutLift(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_subject_display()} {self.key}: lifted {self.lifted_at:%Y-%m-%d %H:%M}"
+
+
+class Erasure(models.Model):
+    """An employee's biometric data erased (identity.erasure): who, when, why and what was removed.
+    No biometrics: counts, the names the erased files were stored under, and SHA-256 digests of
+    the erased files, frames and embeddings, so that ``manage.py erasure_report`` can prove no copy
+    is left (a digest cannot be compared for likeness, nor turned back into a face)."""
+
+    employee = _audit_link(Employee, related_name="+")
+    employee_number = models.CharField(max_length=50, db_index=True)
+    erased_at = models.DateTimeField(default=timezone.now, db_index=True)
+    erased_by = _audit_link(settings.AUTH_USER_MODEL, related_name="+")
+    erased_by_name = models.CharField(max_length=150, blank=True, help_text="The account's name at the time.")
+    reason = models.CharField(max_length=200, blank=True)
+    removed = models.JSONField(default=dict, help_text="What was removed, counted.")
+    file_names = models.JSONField(default=list, help_text="The storage names of the files deleted.")
+    file_digests = models.JSONField(default=list, help_text="SHA-256 of each file and frame deleted.")
+    embedding_digests = models.JSONField(default=list, help_text="SHA-256 of each embedding deleted.")
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-erased_at"]
+        verbose_name = "biometric erasure"
+
+    def __str__(self) -> str:
+        return f"Erasure of {self.employee_number} on {self.erased_at:%Y-%m-%d %H:%M}"
 
 
 @receiver(post_delete, sender=FaceTemplate)
