@@ -15,6 +15,7 @@ from django.core.management.utils import get_random_secret_key
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
+RATE_PERIODS = {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
 
 
 def env_value(name: str) -> str | None:
@@ -68,6 +69,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str:
+    """A request rate as DRF's throttles read it: a whole number, "/", and second, minute, hour or day."""
+    value = env_value(name) or default
+    count, _, period = value.partition("/")
+    if not count.strip().isdigit() or period.strip().lower() not in RATE_PERIODS:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 60/minute (per second, minute, hour or day), not {value!r}.")
+    return f"{int(count)}/{period.strip().lower()}"
+
+
 def env_path(name: str, default: Path) -> Path:
     """An absolute path: ~ is expanded and a relative path is taken from the working directory."""
     value = env_value(name)
@@ -115,9 +125,10 @@ def env_database(name: str) -> dict | None:
     """Django DATABASES settings parsed from a postgres:// URL, or None when the variable is unset.
 
     A unix socket is named by a percent-encoded host or a host= query parameter;
-    other query parameters (sslmode, ...) become connection OPTIONS.
+    other query parameters (sslmode, ...) become connection OPTIONS. The URL holds the password,
+    so it may come from the file named by NAME_FILE instead (env_secret).
     """
-    url = env_value(name)
+    url = env_secret(name)
     if url is None:
         return None
     parts = urlsplit(url)

@@ -40,14 +40,16 @@ def main() -> int:
     from django.conf import settings
 
     from frid_site import services
+    from frid_site.env import env_secret
 
     data_dir: Path = settings.FRID_DATA_DIR
     runner_lock = hold_runner_lock(data_dir)  # held, by staying open, until the process exits
     if runner_lock is None:
         print(f"FRID is already running on this data directory ({data_dir}).", file=sys.stderr)
         return 1
-    embedded_database = not os.environ.get("DATABASE_URL", "").strip()
-    embedded_broker = not os.environ.get("CELERY_BROKER_URL", "").strip()
+    # Each may name its server in a file instead (<NAME>_FILE), as the settings read it.
+    embedded_database = env_secret("DATABASE_URL") is None
+    embedded_broker = env_secret("CELERY_BROKER_URL") is None
     signal.signal(signal.SIGINT, raise_stop)
     signal.signal(signal.SIGTERM, raise_stop)
     children: list[tuple[str, subprocess.Popen]] = []

@@ -7,6 +7,8 @@ FRID_DATA_DIR (see frid_site.services).
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from frid_site import services
 from frid_site.env import (
     env_bool,
@@ -15,6 +17,7 @@ from frid_site.env import (
     env_int,
     env_list,
     env_path,
+    env_rate,
     env_secret,
     env_str,
     generated_secret,
@@ -34,6 +37,14 @@ FRID_MAX_UPLOAD_BYTES = env_int("FRID_MAX_UPLOAD_BYTES", 15_000_000)
 # The largest zip the admin's bulk import accepts (each photo in it is held to the limit above).
 FRID_MAX_IMPORT_BYTES = env_int("FRID_MAX_IMPORT_BYTES", 2_000_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FRID_MAX_UPLOAD_BYTES + 1_000_000
+# Photos and frames with more pixels are refused as they arrive, before a pixel is decoded
+# (identity.images.inspect_image): a few kilobytes of PNG can claim to be 100,000×100,000 pixels.
+# 40 million is the workers' own limit (training.faces.MAX_IMAGE_PIXELS): this may lower it only.
+FRID_MAX_IMAGE_PIXELS = env_int("FRID_MAX_IMAGE_PIXELS", 40_000_000)
+if not 0 < FRID_MAX_IMAGE_PIXELS <= 40_000_000:
+    raise ImproperlyConfigured(
+        f"FRID_MAX_IMAGE_PIXELS must be between 1 and 40000000 (the workers' limit), not {FRID_MAX_IMAGE_PIXELS}."
+    )
 STATIC_ROOT = FRID_DATA_DIR / "static"
 # ./frid run collects the files there; tests and one-off commands read them from the apps instead.
 WHITENOISE_USE_FINDERS = True
@@ -54,6 +65,10 @@ SESSION_COOKIE_SECURE = FRID_HTTPS
 CSRF_COOKIE_SECURE = FRID_HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Django's defaults, stated: no page's address (a kiosk's, an employee's) leaves for another site, and
+# no other site's window can reach ours. The Content-Security-Policy is frid_site.security's.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 if FRID_HTTPS:
     # TLS ends at a reverse proxy that must set X-Forwarded-Proto.
@@ -61,6 +76,9 @@ if FRID_HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = 365 * 24 * 3600
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Asking browsers to preload HSTS is the domain owner's decision (hstspreload.org), not FRID's.
+    SECURE_HSTS_PRELOAD = env_bool("FRID_HSTS_PRELOAD", False)
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 else:
     # Without TLS the server listens on loopback only: there is nothing to redirect to
     # and HSTS is ignored over plain HTTP, so these two deploy checks cannot apply.
@@ -89,6 +107,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "frid_site.security.ContentSecurityPolicyMiddleware",  # static files get it too
+    "frid_site.security.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -137,6 +157,8 @@ def embedded_database() -> dict:
     }
 
 
+# DATABASE_URL and CELERY_BROKER_URL may carry passwords: like SECRET_KEY, each may instead be read
+# from the file named by <NAME>_FILE (Docker and systemd secrets).
 DATABASES = {"default": env_database("DATABASE_URL") or embedded_database()}
 # Check a kept connection before use, so a restarted database costs one reconnect, not an error.
 DATABASES["default"].update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
@@ -151,7 +173,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Celery ----------------------------------------------------------------------
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", services.redis_url(FRID_DATA_DIR))
+CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL") or services.redis_url(FRID_DATA_DIR)
 # Results (rarely wanted: see CELERY_TASK_IGNORE_RESULT) go to a Redis broker, or back over AMQP.
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "rpc://"
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
@@ -264,7 +286,8 @@ REST_FRAMEWORK = {
         # "Authorization: Token kiosk_..." is a kiosk; any other token is a user's (DRF authtoken).
         "identity.api.authentication.KioskTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # Pages call the API with the session: every unsafe method must carry the CSRF token.
+        "identity.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -272,7 +295,17 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     # ?format=csv is the attendance report's CSV; "format" stays free for that.
     "URL_FORMAT_OVERRIDE": None,
+    # Per kiosk token or per user (identity.api.throttling): FRID_API_VERIFY_RATE for verify,
+    # FRID_API_RATE for the rest, read at each request.
+    "DEFAULT_THROTTLE_CLASSES": ["identity.api.throttling.PerTokenRateThrottle"],
+    # Bad requests (a body that is not JSON, a wrong content type or method, too many requests) are
+    # answered {"detail": what went wrong and what to do}.
+    "EXCEPTION_HANDLER": "identity.api.errors.exception_handler",
 }
+# Requests per kiosk token or user ("N/second", "N/minute", "N/hour" or "N/day"), counted in each
+# web process (the default cache): a kiosk checks someone in every few seconds at most.
+FRID_API_VERIFY_RATE = env_rate("FRID_API_VERIFY_RATE", "60/minute")
+FRID_API_RATE = env_rate("FRID_API_RATE", "300/minute")
 SPECTACULAR_SETTINGS = {
     "TITLE": "FRID API",
     "DESCRIPTION": "Face re-identification for organisations: enrollment, verification, attendance.",

@@ -386,6 +386,8 @@ class _Importer:
         if problem:
             return self._unreadable(entry, problem)
         try:
+            # The same checks as an upload on an employee's page: content, pixels, a whole file.
+            enrollment.check_upload(data, entry.path.name)
             return enrollment.add_photo(employee, data, entry.path.name)
         except ValidationError as error:
             return self._unreadable(entry, " ".join(error.messages))

@@ -21,7 +21,7 @@ from django.db.models import Exists, F
 from django.utils import timezone
 
 from identity import matching
-from identity.images import NOT_A_PHOTO, looks_like_an_image
+from identity.images import NOT_A_PHOTO, ImageProblem, inspect_image
 from identity.models import Employee, FaceTemplate
 from training.models import ModelVersion
 
@@ -43,9 +43,23 @@ PHOTO_TOO_SMALL_REASON = (
 WORKING_PHOTO_SIDE = 250
 
 
+# What inspect_image found, in the words of an upload (the worker's words for the same problems).
+DAMAGED_PHOTO = (
+    "{filename} is damaged or incomplete (perhaps the upload was cut off), so it cannot be read. "
+    "Upload the original file again."
+)
+TOO_MANY_PIXELS = (
+    "{filename} is {size}; photos up to {limit:g} million pixels are accepted. Resize it or upload a "
+    "smaller copy."
+)
+# ValidationError codes, which the API turns into HTTP statuses.
+TOO_LARGE_CODE, NOT_AN_IMAGE_CODE, DAMAGED_CODE, EMPTY_CODE = "too_large", "not_an_image", "damaged", "empty"
+
+
 def add_photo(employee: Employee, data: bytes, filename: str) -> FaceTemplate:
     """Keep an uploaded photo as a pending template (identity.tasks queues its embedding; bulk
-    imports process their templates themselves, in batches)."""
+    imports process their templates themselves, in batches). Every way in (the admin's form, the
+    API, bulk imports) calls check_upload on the file first."""
     check_photo(data, filename)
     template = FaceTemplate(employee=employee, original_filename=filename[-255:])
     template.source_image.save(filename, ContentFile(data), save=False)
@@ -55,21 +69,40 @@ def add_photo(employee: Employee, data: bytes, filename: str) -> FaceTemplate:
 
 def check_photo(data: bytes, filename: str) -> None:
     """Refuse an upload that is empty or too large, naming the file (forms check before saving)."""
-    if len(data) > settings.FRID_MAX_UPLOAD_BYTES:
+    check_size(len(data), filename)
+
+
+def check_size(size: int, filename: str) -> None:
+    """check_photo from the size alone, so that an API upload over the limit is refused unread."""
+    if size > settings.FRID_MAX_UPLOAD_BYTES:
         raise ValidationError(
-            f"{filename} is {len(data) / 1e6:.1f} MB; photos up to "
-            f"{settings.FRID_MAX_UPLOAD_BYTES / 1e6:.0f} MB are accepted. Use a smaller photo."
+            f"{filename} is {size / 1e6:.1f} MB; photos up to "
+            f"{settings.FRID_MAX_UPLOAD_BYTES / 1e6:.0f} MB are accepted. Use a smaller photo.",
+            code=TOO_LARGE_CODE,
         )
-    if not data:
-        raise ValidationError(f"{filename} is empty. Choose the photo again.")
+    if not size:
+        raise ValidationError(f"{filename} is empty. Choose the photo again.", code=EMPTY_CODE)
 
 
 def check_upload(data: bytes, filename: str) -> None:
-    """What the admin form checks as a file arrives: check_photo, and that its first bytes are
-    an image's, so a text file renamed .jpg is refused at once (the worker checks the rest)."""
+    """What every upload is checked for as it arrives: check_photo, then its content, never its
+    name (identity.images.inspect_image): an image's first bytes, at most FRID_MAX_IMAGE_PIXELS
+    pixels, and a whole file. The worker checks the rest (the face)."""
     check_photo(data, filename)
-    if not looks_like_an_image(data):
-        raise ValidationError(NOT_A_PHOTO.format(filename=filename))
+    try:
+        inspect_image(data, settings.FRID_MAX_IMAGE_PIXELS)
+    except ImageProblem as problem:
+        raise _refusal(problem, filename) from problem
+
+
+def _refusal(problem: ImageProblem, filename: str) -> ValidationError:
+    if problem.kind == ImageProblem.TOO_MANY_PIXELS:
+        size = f"{problem.size[0]}×{problem.size[1]} pixels" if problem.size else "far too many pixels"
+        message = TOO_MANY_PIXELS.format(filename=filename, size=size, limit=settings.FRID_MAX_IMAGE_PIXELS / 1e6)
+        return ValidationError(message, code=TOO_LARGE_CODE)
+    if problem.kind == ImageProblem.DAMAGED:
+        return ValidationError(DAMAGED_PHOTO.format(filename=filename), code=DAMAGED_CODE)
+    return ValidationError(NOT_A_PHOTO.format(filename=filename), code=NOT_AN_IMAGE_CODE)
 
 
 def mark_waiting_for_broker(template_ids: list[int]) -> None:

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import transaction
 
 from identity import attendance, liveness, lockout, matching, template_updates
-from identity.images import looks_like_an_image
+from identity.images import ImageProblem, inspect_image
 from identity.models import AttemptCapture, AttendanceEvent, Employee, Kiosk, LivenessChallenge, VerificationAttempt
 from training.models import ModelVersion
 
@@ -40,7 +40,16 @@ Mode = VerificationAttempt.Mode
 NO_FRAMES = "No frames were sent. Send 1 to 5 camera frames in the field \"image\"."
 TOO_MANY_FRAMES = "{count} frames were sent; at most 5 are accepted per check. Send 1 to 5 frames."
 NOT_AN_IMAGE = "Frame {index} is not a JPEG or PNG image. Send camera frames as JPEG."
-FRAME_TOO_LARGE = "Frame {index} is {size:.1f} MB; frames up to {limit:.0f} MB are accepted. Send smaller frames."
+# The view reads no more of a frame than shows it is over the limit, so its size is not known here.
+FRAME_TOO_LARGE = "Frame {index} is larger than {limit:g} MB, the most accepted per frame. Send smaller frames."
+DAMAGED_FRAME = (
+    "Frame {index} is damaged or incomplete (perhaps cut off on the way), so it cannot be read. "
+    "Send the frames again."
+)
+FRAME_TOO_MANY_PIXELS = (
+    "Frame {index} is {size}; frames up to {limit:g} million pixels are accepted. Send smaller frames "
+    "(640×480 is plenty)."
+)
 BAD_DIRECTION = "direction must be \"in\" or \"out\" (or left out for the usual one), not {value!r}."
 UNKNOWN_EMPLOYEE = "There is no active employee with the number {number!r}. Check the number."
 KIOSK_DISABLED = "This kiosk has been disabled by an administrator. Ask HR to enable it again."
@@ -56,7 +65,6 @@ NO_ONE_ENROLLED = "Nobody is enrolled yet, so nobody can be recognised. HR enrol
 # The same words for every lockout (a claimed number, an account, a kiosk), enrolled or not.
 LOCKED_OUT = ("Too many failed attempts: checks are paused for up to {minutes:g} minutes. "
               "Try again later, or ask HR to lift the lockout.")
-
 
 
 @dataclass
@@ -151,13 +159,25 @@ def check_request(check: Check, max_frame_bytes: int) -> Employee | None:
         raise Refusal(TOO_MANY_FRAMES.format(count=len(check.frames)))
     for index, frame in enumerate(check.frames, start=1):
         if len(frame) > max_frame_bytes:
-            raise Refusal(FRAME_TOO_LARGE.format(index=index, size=len(frame) / 1e6, limit=max_frame_bytes / 1e6),
-                          413)
-        if not looks_like_an_image(frame):
-            raise Refusal(NOT_AN_IMAGE.format(index=index), 415)
+            raise Refusal(FRAME_TOO_LARGE.format(index=index, limit=max_frame_bytes / 1e6), 413)
+        _check_frame(index, frame)
     claimed = _claimed_employee(check)
     check.challenge = _redeemed_challenge(check)
     return claimed
+
+
+def _check_frame(index: int, frame: bytes) -> None:
+    """The frame's content, never its name: an image, within the pixel limit, and whole."""
+    try:
+        inspect_image(frame, settings.FRID_MAX_IMAGE_PIXELS)
+    except ImageProblem as problem:
+        if problem.kind == ImageProblem.TOO_MANY_PIXELS:
+            size = f"{problem.size[0]}×{problem.size[1]} pixels" if problem.size else "far too many pixels"
+            limit = settings.FRID_MAX_IMAGE_PIXELS / 1e6
+            raise Refusal(FRAME_TOO_MANY_PIXELS.format(index=index, size=size, limit=limit), 413) from problem
+        if problem.kind == ImageProblem.DAMAGED:
+            raise Refusal(DAMAGED_FRAME.format(index=index)) from problem
+        raise Refusal(NOT_AN_IMAGE.format(index=index), 415) from problem
 
 
 def _redeemed_challenge(check: Check) -> LivenessChallenge | None:

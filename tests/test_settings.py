@@ -16,6 +16,7 @@ from frid_site.env import (
     env_int,
     env_list,
     env_path,
+    env_rate,
     env_secret,
     generated_secret,
 )
@@ -234,7 +235,8 @@ def test_frid_https_turns_on_the_redirect_and_hsts(tmp_path):
     assert behind_tls["SECURE_SSL_REDIRECT"] is True
     assert behind_tls["SECURE_HSTS_SECONDS"] == 31536000
     assert behind_tls["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
-    assert behind_tls["SILENCED_SYSTEM_CHECKS"] == []
+    # Only the HSTS preload warning: preloading is the domain owner's choice (FRID_HSTS_PRELOAD).
+    assert behind_tls["SILENCED_SYSTEM_CHECKS"] == ["security.W021"]
     local = settings_in_subprocess(names, FRID_HTTPS="off", **environment)
     assert (local["SECURE_SSL_REDIRECT"], local["SECURE_HSTS_SECONDS"]) == (False, 0)
 
@@ -249,6 +251,84 @@ def test_a_bad_variable_stops_the_settings_naming_it(tmp_path):
     )
     assert result.returncode != 0
     assert "ImproperlyConfigured: DEBUG must be one of" in result.stderr
+
+
+def production_environment(tmp_path: Path) -> dict[str, str]:
+    """A deployment's variables: behind TLS, its own host name, every secret read from a file."""
+    secrets = {
+        "SECRET_KEY": generated_secret(tmp_path / "secrets" / "secret_key"),
+        "DATABASE_URL": "postgres://frid:s3cret@db.example.org:5432/frid?sslmode=require",
+        "CELERY_BROKER_URL": "redis://:br0ker@queue.example.org:6379/0",
+    }
+    environment = {"FRID_DATA_DIR": str(tmp_path / "data"), "FRID_HTTPS": "1", "DEBUG": "0",
+                   "ALLOWED_HOSTS": "frid.example.org"}
+    for name, secret in secrets.items():
+        (tmp_path / "secrets" / name.lower()).write_text(secret + "\n")
+        environment[name] = ""  # not both: the file only
+        environment[f"{name}_FILE"] = str(tmp_path / "secrets" / name.lower())
+    return environment
+
+
+def test_every_secret_may_come_from_a_file(tmp_path):
+    environment = production_environment(tmp_path)
+
+    values = settings_in_subprocess(["SECRET_KEY", "DATABASES", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"],
+                                    **environment)
+
+    assert values["SECRET_KEY"] == (tmp_path / "secrets" / "secret_key").read_text().strip()
+    database = values["DATABASES"]["default"]
+    assert (database["HOST"], database["PASSWORD"], database["OPTIONS"]) == (
+        "db.example.org", "s3cret", {"sslmode": "require"}
+    )
+    assert values["CELERY_BROKER_URL"] == values["CELERY_RESULT_BACKEND"] == "redis://:br0ker@queue.example.org:6379/0"
+    assert not (tmp_path / "data" / "postgres").exists(), "no embedded server may start for a database in a file"
+
+
+def test_a_secret_file_that_cannot_be_read_stops_the_settings_naming_it(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={**os.environ, "FRID_DATA_DIR": str(tmp_path), "DATABASE_URL": "",
+             "DATABASE_URL_FILE": str(tmp_path / "absent")},
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL_FILE: cannot read" in result.stderr
+
+
+def test_production_settings_pass_every_deployment_check(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
+        env={**os.environ, **production_environment(tmp_path)},
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (1 silenced)." in result.stdout  # W021, HSTS preload
+
+
+@pytest.mark.parametrize("value, rate", [("60/minute", "60/minute"), (" 5/Second ", "5/second"), ("", "300/minute")])
+def test_env_rate_reads_a_request_rate(monkeypatch, value, rate):
+    monkeypatch.setenv("FRID_API_RATE", value)
+    assert env_rate("FRID_API_RATE", "300/minute") == rate
+
+
+@pytest.mark.parametrize("value", ["sixty/minute", "60", "60/fortnight", "-1/minute"])
+def test_env_rate_rejects_what_is_not_a_rate_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv("FRID_API_RATE", value)
+    with pytest.raises(ImproperlyConfigured, match="^FRID_API_RATE must be a rate such as 60/minute"):
+        env_rate("FRID_API_RATE", "300/minute")
+
+
+def test_the_pixel_limit_may_be_lowered_but_not_raised_past_the_workers(tmp_path):
+    environment = {"FRID_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgres://x@127.0.0.1/x"}
+    assert settings_in_subprocess(["FRID_MAX_IMAGE_PIXELS"], FRID_MAX_IMAGE_PIXELS="12000000", **environment) == {
+        "FRID_MAX_IMAGE_PIXELS": 12_000_000
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={**os.environ, **environment, "FRID_MAX_IMAGE_PIXELS": "100000000"},
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )
+    assert "ImproperlyConfigured: FRID_MAX_IMAGE_PIXELS must be between 1 and 40000000" in result.stderr
 
 
 # Celery ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -52,3 +53,28 @@ class KioskTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": 'A kiosk\'s secret token, shown once when it was registered: "Token kiosk_...".',
         }
+
+
+CSRF_REFUSED = (
+    "This request uses your login session but carries no valid CSRF token ({reason}), so it may have "
+    "come from another site and is refused. Reload the page and try again; a program calling the API "
+    "sends \"Authorization: Token ...\" instead of a session."
+)
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication (the pages' fetch calls), refusing an unsafe request without the
+    CSRF token in plain words; tokens in the Authorization header need none (no site can forge them)."""
+
+    def enforce_csrf(self, request):
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as error:
+            reason = str(error.detail).removeprefix("CSRF Failed: ").rstrip(".")
+            raise exceptions.PermissionDenied(CSRF_REFUSED.format(reason=reason)) from error
+
+
+class SessionCsrfScheme(SessionScheme):
+    """The session in the OpenAPI schema, as drf-spectacular describes DRF's own."""
+
+    target_class = SessionAuthentication

@@ -7,22 +7,22 @@ their own attendance, kiosks verify 1:N by their token.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from rest_framework import exceptions, generics, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from identity import attendance, roles, tasks, verification
-from identity.api import permissions, serializers
+from identity import attendance, enrollment, roles, tasks, verification
+from identity.api import errors, permissions, serializers, throttling
 from identity.models import AttendanceEvent, Employee, FaceTemplate, Kiosk, VerificationAttempt
-from identity.images import looks_like_an_image
 from identity.verification import Check
 
 Mode = VerificationAttempt.Mode
@@ -76,14 +76,23 @@ class EmployeePhotos(APIView):
         upload = serializers.PhotoUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         image = upload.validated_data["image"]
-        data = image.read()
-        if not looks_like_an_image(data):
-            return _problem(NOT_AN_IMAGE.format(filename=image.name), status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
         try:
+            enrollment.check_size(image.size, image.name)  # before reading it: no huge file in memory
+            data = image.read()
+            enrollment.check_upload(data, image.name)  # its content, never its name
             template = tasks.add_photo(employee, data, image.name)
         except ValidationError as error:
-            return _problem(" ".join(error.messages), status.HTTP_400_BAD_REQUEST)
+            return _photo_refused(error, image.name)
         return Response(serializers.PhotoAcceptedSerializer(template).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _photo_refused(error: ValidationError, filename: str) -> Response:
+    code = error.error_list[0].code
+    if code == enrollment.NOT_AN_IMAGE_CODE:
+        return _problem(NOT_AN_IMAGE.format(filename=filename), status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+    if code == enrollment.TOO_LARGE_CODE:  # bytes or pixels
+        return _problem(" ".join(error.messages), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    return _problem(" ".join(error.messages), status.HTTP_400_BAD_REQUEST)
 
 
 class TemplateDetail(generics.RetrieveAPIView):
@@ -100,6 +109,7 @@ class TemplateDetail(generics.RetrieveAPIView):
 class Verify(APIView):
     permission_classes = [permissions.MayVerify]
     parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = throttling.VERIFY_SCOPE  # a live check costs a verify worker's time
 
     @extend_schema(
         summary="Verify a face (a kiosk 1:N, or an employee 1:1)",
@@ -116,9 +126,13 @@ class Verify(APIView):
     )
     def post(self, request):
         kiosk = roles.kiosk_of(request)
+        try:
+            frames = _frames(request)
+        except _UNREADABLE as error:  # audited like every other refused check
+            return self._refuse_unreadable(request, kiosk, error)
         check = Check(
             mode=Mode.KIOSK if kiosk else Mode.PERSONAL,
-            frames=[frame.read() for frame in request.FILES.getlist("image")],
+            frames=frames,
             kiosk=kiosk,
             user=request.user if request.user.is_authenticated else None,
             client_address=request.META.get("REMOTE_ADDR"),
@@ -130,6 +144,37 @@ class Verify(APIView):
         if kiosk is not None:
             _note_seen(kiosk)
         return Response(outcome.as_json(), status=outcome.http_status)
+
+
+    def _refuse_unreadable(self, request, kiosk: Kiosk | None, error: Exception) -> Response:
+        check = Check(
+            mode=Mode.KIOSK if kiosk else Mode.PERSONAL, frames=[], kiosk=kiosk,
+            user=request.user if request.user.is_authenticated else None,
+            client_address=request.META.get("REMOTE_ADDR"),
+        )
+        refusal = verification.Refusal(errors.request_problem_in_words(error, self, request), _status_of(error))
+        outcome = verification.refuse(check, refusal)
+        if kiosk is not None:
+            _note_seen(kiosk)
+        return Response(outcome.as_json(), status=outcome.http_status)
+
+
+# A body the verify view cannot read: a wrong content type, a broken multipart, too many parts.
+_UNREADABLE = (exceptions.ParseError, exceptions.UnsupportedMediaType, TooManyFilesSent, TooManyFieldsSent,
+               RequestDataTooBig)
+
+
+def _status_of(error: Exception) -> int:
+    if isinstance(error, exceptions.APIException):
+        return error.status_code
+    return status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if isinstance(error, RequestDataTooBig) else status.HTTP_400_BAD_REQUEST
+
+
+def _frames(request) -> list[bytes]:
+    """The frames sent; one over the size limit is refused whatever it holds, so no more of it is
+    read into memory than shows that it is over (identity.verification.check_request)."""
+    limit = settings.FRID_MAX_UPLOAD_BYTES
+    return [frame.read(limit + 1) for frame in request.FILES.getlist("image")]
 
 
 class VerifyChallenge(APIView):

@@ -132,9 +132,9 @@ ANSWER_TIMEOUT_MS = (PATIENT_TIMEOUT_SECONDS + 30) * 1000
 def check(page) -> str:
     """Press the start button and wait for the answer; its data-state."""
     page.click("#start-button")
-    page.wait_for_function(
-        f"{SETTLED_STATES}.includes(document.getElementById('answer').dataset.state)", timeout=ANSWER_TIMEOUT_MS
-    )
+    # A selector, not wait_for_function: that one evaluates a string, which the pages' CSP forbids.
+    settled = ", ".join(f'#answer[data-state="{state}"]' for state in SETTLED_STATES)
+    page.wait_for_selector(settled, state="attached", timeout=ANSWER_TIMEOUT_MS)
     return page.get_attribute("#answer", "data-state")
 
 

@@ -60,7 +60,7 @@ def test_it_refuses_a_file_that_is_not_an_image(actors, queued):
 def test_it_refuses_a_photo_that_is_too_large(actors, queued, settings):
     settings.FRID_MAX_UPLOAD_BYTES = 100
     response = actors.client("hr").post(url(), {"image": upload(jpeg(), "big.jpg")}, format="multipart")
-    assert response.status_code == 400
+    assert response.status_code == 413  # refused by its size, before it is read
     assert response.json()["detail"].startswith("big.jpg is ")
     assert "Use a smaller photo" in response.json()["detail"]
     assert not FaceTemplate.objects.exists()

@@ -9,6 +9,7 @@ own, left open at the end.
 """
 
 import io
+import time
 from pathlib import Path
 
 import numpy
@@ -103,10 +104,18 @@ def employee_url(person: Employee) -> str:
     return reverse("admin:identity_employee_change", args=[person.pk])
 
 
+def _wait_for_every_image(page, timeout_seconds: float = 30) -> None:
+    # Polled from here: wait_for_function evaluates a string in the page, which the pages' CSP forbids.
+    deadline = time.monotonic() + timeout_seconds
+    while not page.evaluate("Array.from(document.images).every(image => image.complete)"):
+        assert time.monotonic() < deadline, "the page's images did not load"
+        page.wait_for_timeout(100)
+
+
 def look_at(page, name: str, url: str, folder: Path) -> dict:
     """Open the page, wait for its photos, keep a full-page screenshot; what it shows."""
     page.goto(url)
-    page.wait_for_function("Array.from(document.images).every(image => image.complete)")
+    _wait_for_every_image(page)
     view = {
         "overflowing": overflowing_tables(page),
         # Uploaded photos that loaded (a broken one has no natural width).
