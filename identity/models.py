@@ -385,7 +385,7 @@ class VerificationAttempt(models.Model):
     )
     # The liveness challenge (identity.liveness): None when the check carried none.
     liveness_passed = models.BooleanField(null=True, blank=True)
-    liveness_reason = models.TextField(blank=True, help_text="What was asked and what the frames showed.")
+    liveness_reason = models.TextField(blank=True, default="", db_default="", help_text="What was asked and what the frames showed.")
 
     objects = VerificationAttemptQuerySet.as_manager()
 

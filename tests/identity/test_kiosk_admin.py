@@ -4,12 +4,14 @@ shown), a kiosk is disabled or enabled at once, and a new token replaces the old
 Who may: HR (and superusers) register and change kiosks; an auditor cannot see them.
 """
 
+import io
 import re
 
 import pytest
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from PIL import Image
 
 from identity import roles, verification
 from identity.models import Kiosk
@@ -20,7 +22,16 @@ LIST = reverse("admin:identity_kiosk_changelist")
 ADD = reverse("admin:identity_kiosk_add")
 TOKEN = re.compile(r"kiosk_[A-Za-z0-9_-]{40,}")
 ONCE = "Copy it now: it will not be shown again."
-JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 100
+
+
+def jpeg() -> bytes:
+    """A whole, real JPEG (grey): the request checks judge frames by their content."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+JPEG = jpeg()
 
 
 def messages_of(response) -> list[str]:
