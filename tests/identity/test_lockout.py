@@ -51,6 +51,7 @@ class StandInWorker:
 
 @pytest.fixture
 def worker(db, monkeypatch, settings) -> StandInWorker:
+    ModelVersion.objects.filter(is_active=True).update(is_active=False)  # the run's imported base, if any
     version = ModelVersion.objects.create(name="stand-in", file="stand-in.keras", sha256="0" * 64, threshold=0.5,
                                           is_active=True)
     stand_in = StandInWorker(version)
