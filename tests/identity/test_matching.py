@@ -68,8 +68,10 @@ def test_nearest_orders_by_euclidean_distance_and_best_match_applies_the_thresho
     assert 0.13 ** 0.5 <= threshold < 1.13 ** 0.5  # so the decision below is Ann, not unknown
     match = best_match(query, base_model_version)
     assert (match.employee, match.nearest, round(match.distance, 6)) == (ann, ann, round(0.13 ** 0.5, 6))
-    far = best_match(numpy.array(unit_vector(2)), base_model_version)
-    assert (far.employee, far.nearest) == (None, ann)  # sqrt(2) from everyone: an unknown person
+    # sqrt(1.81) from Ann, sqrt(2.01) from Bob (no tie for the index to break either way): too far
+    # from both, an unknown person whose nearest is still Ann.
+    far = best_match(numpy.array(unit_vector(2)) + numpy.array(unit_vector(0, 0.1)), base_model_version)
+    assert (far.employee, far.nearest) == (None, ann)
 
 
 def test_best_match_finds_nobody_when_no_one_is_enrolled(base_model_version, other_version):
