@@ -107,6 +107,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "frid_site.outages.DatabaseOutageMiddleware",  # the database restarting: a 503 in words, not a 500
     "frid_site.security.ContentSecurityPolicyMiddleware",  # static files get it too
     "frid_site.security.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

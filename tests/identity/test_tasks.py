@@ -5,12 +5,9 @@ when a worker is killed mid-task, when the broker is down at upload, or when the
 drops the worker's connection.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy
-import psycopg
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
@@ -21,6 +18,7 @@ from identity.tasks import add_photo
 from identity.models import Employee, FaceTemplate
 from training import faces
 from training.engine import FaceEngine
+from tests.database_outage import database_outage
 
 pytestmark = pytest.mark.slow
 
@@ -170,25 +168,3 @@ def test_the_worker_recovers_when_the_database_drops_its_connections_and_refuses
     kept = FaceTemplate.objects.get(pk=enrolled.pk)
     assert kept.status == FaceTemplate.Status.READY
     numpy.testing.assert_array_equal(numpy.asarray(kept.embedding), numpy.asarray(enrolled.embedding))
-
-
-@contextmanager
-def database_outage(database: dict) -> Iterator[None]:
-    """The test database as its clients see a restart: connections dropped, new ones refused.
-
-    Only this run's database goes down: the embedded server is shared with other test runs.
-    """
-    name = database["NAME"]
-    server = {
-        "host": database["HOST"], "port": database["PORT"], "user": database["USER"],
-        "password": database.get("PASSWORD") or None, "dbname": "postgres", "autocommit": True,
-    }
-    with psycopg.connect(**server) as administration:
-        administration.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        administration.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
-    try:
-        yield
-    finally:
-        with psycopg.connect(**server) as administration:
-            administration.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
-        connection.close()  # this process's connection was dropped too
