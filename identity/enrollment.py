@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db.models import Exists, F
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from identity import matching
@@ -117,10 +117,11 @@ def clear_broker_reason(template_ids: list[int]) -> None:
 
 
 def claim_pending_for_requeue(older_than: timedelta | None = None) -> list[int]:
-    """The pending templates (queued before ``older_than`` ago, if given), marked as queued now."""
+    """The pending templates queued before ``older_than`` ago (if given), and those whose task
+    could not be sent at all (no task is in flight to wait for), marked as queued now."""
     pending = FaceTemplate.objects.filter(status=FaceTemplate.Status.PENDING)
     if older_than is not None:
-        pending = pending.filter(queued_at__lt=timezone.now() - older_than)
+        pending = pending.filter(Q(queued_at__lt=timezone.now() - older_than) | Q(reason=BROKER_DOWN_REASON))
     template_ids = list(pending.values_list("pk", flat=True))
     if template_ids:
         FaceTemplate.objects.filter(pk__in=template_ids).update(queued_at=timezone.now())

@@ -232,6 +232,18 @@ def test_pending_templates_are_sent_again_once_the_broker_is_back(
     assert template.reason == ""
 
 
+def test_a_photo_whose_task_was_never_sent_is_requeued_at_the_next_tick_however_recent(
+    employee, lfw_photo, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        never_sent = enrollment.add_photo(employee, lfw_photo(0), "photo.jpg")
+        in_flight = enrollment.add_photo(employee, lfw_photo(1), "other.jpg")
+    FaceTemplate.objects.filter(pk=never_sent.pk).update(reason=enrollment.BROKER_DOWN_REASON)
+    # The periodic requeue waits two minutes for a task that was sent; one never sent has nothing to wait for.
+    assert enrollment.claim_pending_for_requeue(tasks.REQUEUE_AFTER) == [never_sent.pk]
+    assert in_flight.pk not in enrollment.claim_pending_for_requeue(tasks.REQUEUE_AFTER)
+
+
 def test_deleting_an_employee_deletes_their_face_photos(
     base_model_version, employee, lfw_photo, django_capture_on_commit_callbacks
 ):
