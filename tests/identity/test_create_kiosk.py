@@ -1,4 +1,4 @@
-"""manage.py create_kiosk NAME [--location L]: registers a kiosk and prints its token, shown once,
+"""manage.py create_kiosk NAME [--location L] [--no-liveness]: registers a kiosk and prints its token, shown once,
 alone on the last line (scripts read it from there)."""
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ def test_it_registers_a_kiosk_and_prints_its_token_alone_on_the_last_line():
     assert token.startswith(Kiosk.TOKEN_PREFIX) and " " not in token
     assert Kiosk.objects.for_token(token) == kiosk
     assert kiosk.token_hash != token  # only its hash is kept
+    assert kiosk.liveness_required  # the liveness challenge is on unless asked otherwise
+
+
+def test_it_registers_a_kiosk_without_the_liveness_challenge_when_asked():
+    create_kiosk("Staffed desk", "--no-liveness")
+    assert Kiosk.objects.get().liveness_required is False
 
 
 def test_the_printed_token_lets_the_kiosk_call_the_api():

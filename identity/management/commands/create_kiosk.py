@@ -13,12 +13,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", help="The kiosk's name, e.g. \"Main entrance\" (unique).")
         parser.add_argument("--location", default="", help="Where the kiosk stands.")
+        parser.add_argument(
+            "--no-liveness", action="store_true",
+            help="Accept a check without the liveness challenge (turning the head as asked). Only where "
+                 "staff watch the kiosk: a photo held up to the camera is refused only by the challenge.",
+        )
 
     def handle(self, *args, **options):
         name = options["name"].strip()
         if not name:
             raise CommandError("Give the kiosk a name, e.g. `manage.py create_kiosk \"Main entrance\"`.")
-        kiosk = Kiosk(name=name, location=options["location"])
+        kiosk = Kiosk(name=name, location=options["location"], liveness_required=not options["no_liveness"])
         token = kiosk.new_token()
         try:
             with transaction.atomic():
