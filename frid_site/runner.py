@@ -4,7 +4,7 @@ Prepares the database (migrations, base model, first superuser), then runs the
 embedded PostgreSQL and Redis (unless DATABASE_URL / CELERY_BROKER_URL name
 servers), three Celery workers (one for live verification, one at lower CPU priority for
 enrollment and bulk work, one at the lowest for training runs), Celery beat and the web server
-until Ctrl-C or SIGTERM.
+until Ctrl-C or SIGTERM, starting again any of those that exits on its own.
 """
 
 import fcntl
@@ -28,6 +28,9 @@ STOP_TIMEOUT_SECONDS = 30
 BULK_NICENESS = 10
 TRAINING_NICENESS = 19
 POLL_SECONDS = 0.5
+# A child that exits is started again, unless it exited this often lately (then FRID stops).
+RESTARTS_ALLOWED = 5
+RESTART_WINDOW_SECONDS = 600
 
 
 class Stop(Exception):
@@ -122,10 +125,10 @@ def create_first_superuser() -> None:
     print(f"Created the superuser {username!r} with password {password!r} (shown only this once).", flush=True)
 
 
-def start_children(children: list[tuple[str, subprocess.Popen]]) -> None:
-    """Start the workers, beat and web server, appending each to children as soon as it runs."""
+def child_commands() -> dict[str, list[str]]:
+    """What each child runs, by name."""
     python = sys.executable
-    commands = {
+    return {
         # Live checks only, with the network loaded ahead of the first one: kiosks never wait
         # behind enrollment or imports.
         "verify-worker": [python, "-m", "celery", "-A", "frid_site", "worker",
@@ -146,23 +149,43 @@ def start_children(children: list[tuple[str, subprocess.Popen]]) -> None:
         "web": [python, "-m", "gunicorn", "frid_site.wsgi", "--bind", ADDRESS, "--workers", "2",
                 "--timeout", "120", "--access-logfile", "-"],
     }
-    for name, command in commands.items():
-        # A group of its own: the terminal's Ctrl-C reaches only the runner, which stops each child in order.
-        process = subprocess.Popen(command, cwd=project_root(), process_group=0)
-        children.append((name, process))
-        logger.info("Started %s (pid %s)", name, process.pid)
+
+
+def start_children(children: list[tuple[str, subprocess.Popen]]) -> None:
+    """Start the workers, beat and web server, appending each to children as soon as it runs."""
+    for name in child_commands():
+        children.append((name, start_child(name)))
+
+
+def start_child(name: str) -> subprocess.Popen:
+    # A group of its own: the terminal's Ctrl-C reaches only the runner, which stops each child in order.
+    process = subprocess.Popen(child_commands()[name], cwd=project_root(), process_group=0)
+    logger.info("Started %s (pid %s)", name, process.pid)
+    return process
 
 
 def supervise(children: list[tuple[str, subprocess.Popen]]) -> int:
-    """Announce the URL once the web server answers; return when a child exits on its own
-    (so that the caller stops the rest). SIGINT / SIGTERM raise Stop instead."""
+    """Announce the URL once the web server answers, and start again a child that exits (a worker
+    killed by the kernel for memory, say): what it was doing is requeued by FRID itself. A child
+    that keeps exiting (RESTARTS_ALLOWED times within RESTART_WINDOW_SECONDS) is a fault no
+    restart mends: then return, so that the caller stops the rest. SIGINT / SIGTERM raise Stop instead."""
     announced = False
+    restarts: dict[str, list[float]] = {}
     while True:
-        for name, process in children:
+        for index, (name, process) in enumerate(children):
             code = process.poll()
-            if code is not None:
-                logger.error("%s exited with code %s; stopping FRID", name, code)
+            if code is None:
+                continue
+            now = time.monotonic()
+            recent = [moment for moment in restarts.get(name, []) if now - moment < RESTART_WINDOW_SECONDS]
+            if len(recent) >= RESTARTS_ALLOWED:
+                logger.error("%s exited with code %s, %s times within %s s; stopping FRID",
+                             name, code, len(recent) + 1, RESTART_WINDOW_SECONDS)
                 return 1
+            logger.warning("%s exited with code %s; starting it again", name, code)
+            signal_group(process, signal.SIGKILL)  # what is left of its group (a worker's pool child)
+            restarts[name] = [*recent, now]
+            children[index] = (name, start_child(name))
         if not announced and web_server_answers():
             print(f"\nFRID is running at http://{ADDRESS}/ (Ctrl-C to stop)\n", flush=True)
             announced = True

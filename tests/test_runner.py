@@ -1,4 +1,5 @@
-"""./frid run: everything up on a fresh data directory, the admin answering, all down on Ctrl-C."""
+"""./frid run: everything up on a fresh data directory, the admin answering, all down on Ctrl-C;
+a child that exits started again."""
 
 import os
 import signal
@@ -12,7 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from frid_site import runner
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REAL_SLEEP = time.sleep  # the supervision tests replace time.sleep
 
 
 def free_port() -> int:
@@ -69,3 +73,48 @@ def test_the_runner_starts_frid_on_a_fresh_machine_and_stops_everything_on_ctrl_
     text = log.read_text()
     assert "dlib-resnet-v1 is already imported" in text
     assert "Created the superuser" not in text
+
+
+class Ticks:
+    """time.sleep for supervise(): counts its polls and stops it (as Ctrl-C would) after ``limit``."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.count = 0
+
+    def __call__(self, seconds: float) -> None:
+        self.count += 1
+        if self.count == self.limit:  # once: the clean-up afterwards sleeps too
+            raise runner.Stop()
+        REAL_SLEEP(min(seconds, 0.05))
+
+
+def test_the_runner_starts_again_a_child_that_was_killed(monkeypatch, caplog):
+    monkeypatch.setattr(runner, "child_commands", lambda: {"worker": [sys.executable, "-c", "import time; time.sleep(60)"]})
+    monkeypatch.setattr(runner, "web_server_answers", lambda: False)
+    children = [("worker", runner.start_child("worker"))]
+    first = children[0][1]
+    first.kill()
+    first.wait()
+    monkeypatch.setattr(runner.time, "sleep", Ticks(limit=20))
+    try:
+        with caplog.at_level("WARNING", logger="frid_site.runner"), pytest.raises(runner.Stop):
+            runner.supervise(children)
+        (name, second), = children
+        assert second is not first and second.poll() is None
+        assert f"worker exited with code -{signal.SIGKILL}; starting it again" in caplog.text
+    finally:
+        runner.stop_children(children)
+
+
+def test_the_runner_stops_frid_when_a_child_keeps_exiting(monkeypatch, caplog):
+    monkeypatch.setattr(runner, "child_commands", lambda: {"web": [sys.executable, "-c", "raise SystemExit(3)"]})
+    monkeypatch.setattr(runner, "web_server_answers", lambda: False)
+    monkeypatch.setattr(runner, "RESTARTS_ALLOWED", 2)
+    children = [("web", runner.start_child("web"))]
+    # Enough polls for three short-lived processes to exit; a fourth start would be a failure.
+    monkeypatch.setattr(runner.time, "sleep", Ticks(limit=2000))
+    with caplog.at_level("WARNING", logger="frid_site.runner"):
+        assert runner.supervise(children) == 1
+    assert caplog.text.count("web exited with code 3; starting it again") == 2
+    assert "web exited with code 3, 3 times within 600 s; stopping FRID" in caplog.text
