@@ -178,6 +178,11 @@ CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL") or services.redis_url(FRID_D
 # Results (rarely wanted: see CELERY_TASK_IGNORE_RESULT) go to a Redis broker, or back over AMQP.
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "rpc://"
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
+# The one result anyone waits for is a live check's, worthless after FRID_VERIFY_TIMEOUT_SECONDS: with
+# the broker's Redis down, give up within a second (Celery's default retries for 20 s) and answer busy.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5},
+}
 # Outcomes live in the database (template status, import progress); nobody waits on results, and
 # a sender subscribing to them would hang on retries whenever the broker is down.
 CELERY_TASK_IGNORE_RESULT = True

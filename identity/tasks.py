@@ -183,7 +183,16 @@ def _embed_on_a_verify_worker(frames: list[bytes]) -> dict:
         logger.warning("a verification failed on the worker: %r", error)
         raise VerificationBusy() from error
     finally:
+        _forget(result)
+
+
+def _forget(result) -> None:
+    """Drop the check's result from the backend; with the backend down there is none to drop,
+    and the answer (busy) is already decided."""
+    try:
         result.forget()
+    except Exception as error:
+        logger.info("could not forget a verification's result, the result backend is unreachable: %s", error)
 
 
 # A verify worker loads the network in its pool process, after the fork (TensorFlow is not

@@ -151,3 +151,26 @@ def test_when_the_broker_is_down_the_check_is_audited_as_busy(empty_broker, tran
 
     assert outcome.http_status == 503
     assert outcome.attempt.decision == Decision.BUSY
+
+
+def test_when_the_broker_stops_while_a_check_waits_the_check_is_audited_as_busy(
+    empty_broker, transactional_db, settings, kiosk, monkeypatch
+):
+    # The check is sent, then the broker (here also the result backend) goes before any answer:
+    # waiting for the result and dropping it afterwards both fail on the connection.
+    settings.FRID_VERIFY_TIMEOUT_SECONDS = 2
+    send = tasks.embed_frames.apply_async
+
+    def send_then_stop_the_broker(*args, **kwargs):
+        result = send(*args, **kwargs)
+        empty_broker.stop()
+        return result
+
+    monkeypatch.setattr(tasks.embed_frames, "apply_async", send_then_stop_the_broker)
+    try:
+        outcome = tasks.verify(verification.Check(KIOSK, [grey_jpeg()], kiosk=kiosk))
+    finally:
+        empty_broker.start()
+
+    assert outcome.http_status == 503
+    assert outcome.attempt.decision == Decision.BUSY
