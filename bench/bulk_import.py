@@ -8,7 +8,8 @@ hand them over. The script runs on a data directory of its own (a fresh embedded
 temporary folder, migrated, with the base model imported), removed at the end.
 
 Both pipelines are timed in the same run, with their networks loaded beforehand:
-- FRID: import_folder, i.e. the whole enrollment: read, create employees and templates, detect
+- FRID: import_folder twice, its detection on one thread and then on one per core (the engine's
+  default; the employees of the first import are deleted before the second), i.e. the whole enrollment: read, create employees and templates, detect
   (HOG, upsampled for small photos, CNN when HOG finds nothing), check quality, embed in batches of
   32 (with the mirror image), store chips and embeddings, check for duplicates in pgvector;
 - dlib: as face_recognition uses it: HOG upsample 1, 5-point shape, compute_face_descriptor
@@ -94,6 +95,19 @@ def run(arguments, work: Path) -> None:
     version.embedder()
     reference._models()
 
+    # First on one thread (as before the engine used every core), then as FRID runs: the same
+    # photos, the first import's employees deleted in between so that both do the same work.
+    from identity.models import Employee
+    from training import engine as engine_module
+
+    cores = engine_module._THREADS
+    engine_module._THREADS = 1
+    start = time.perf_counter()
+    bulk_import.import_folder(folder, user)
+    one_thread_seconds = time.perf_counter() - start
+    engine_module._THREADS = cores
+    Employee.objects.all().delete()
+
     start = time.perf_counter()
     summary = bulk_import.import_folder(folder, user)
     frid_seconds = time.perf_counter() - start
@@ -109,11 +123,13 @@ def run(arguments, work: Path) -> None:
     print(f"Bulk import of {len(photos)} LFW photos (250x250, first photo of every {EVERY_NTH_PERSON}th person), "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
     print(f"{'pipeline':52} {'seconds':>8} {'images/s':>9} {'embedded':>9}")
-    print(f"{'FRID bulk import (checks, embed x2, store, pgvector)':52} {frid_seconds:8.1f} {frid_rate:9.1f} "
+    print(f"{'FRID bulk import, detection on 1 thread':52} {one_thread_seconds:8.1f} "
+          f"{len(photos) / one_thread_seconds:9.1f} {summary.photos_enrolled:9d}")
+    print(f"{f'FRID bulk import, detection on {cores} threads':52} {frid_seconds:8.1f} {frid_rate:9.1f} "
           f"{summary.photos_enrolled:9d}")
     print(f"{'dlib (HOG up 1, 5 points, compute_face_descriptor)':52} {dlib_seconds:8.1f} {dlib_rate:9.1f} "
           f"{dlib_faces:9d}")
-    print(f"FRID / dlib throughput: {frid_rate / dlib_rate:.2f}x")
+    print(f"FRID / dlib throughput: {frid_rate / dlib_rate:.2f}x (one thread: {one_thread_seconds and len(photos) / one_thread_seconds / dlib_rate:.2f}x)")
     print(f"FRID / dlib per embedded face: {summary.photos_enrolled / frid_seconds / (dlib_faces / dlib_seconds):.2f}x")
     print(f"FRID: {summary.photos_enrolled} enrolled, {len(summary.rejected)} rejected by the enrollment rules, "
           f"{len(summary.unreadable)} unreadable; {len(summary.possible_duplicates)} flagged as possible duplicates")

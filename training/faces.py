@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import struct
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -276,9 +277,18 @@ def _deep_grey_to_rgb(image: Image.Image) -> Image8:
 # --- Detection ------------------------------------------------------------------------------------
 
 
-@functools.cache
+# The engine analyses a batch's photos on several threads (dlib lets go of the GIL while it
+# detects). dlib's shape predictor may be shared between threads; its HOG detector keeps the
+# image's feature pyramid inside (one per thread), and its CNN its layers' outputs (one at a time).
+_CNN_LOCK = threading.Lock()
+_per_thread = threading.local()
+
+
 def _hog_detector() -> dlib.fhog_object_detector:
-    return dlib.get_frontal_face_detector()
+    detector = getattr(_per_thread, "hog_detector", None)
+    if detector is None:
+        detector = _per_thread.hog_detector = dlib.get_frontal_face_detector()
+    return detector
 
 
 @functools.cache
@@ -348,7 +358,8 @@ def _cnn_rectangles(image: Image8) -> list[dlib.rectangle]:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
     upsample = 1 if image.shape[0] * image.shape[1] <= CNN_UPSAMPLE_MAX_PIXELS else 0
-    detections = _cnn_detector()(image, upsample)
+    with _CNN_LOCK:  # dlib's CNN keeps its layers' outputs in the net: one image at a time
+        detections = _cnn_detector()(image, upsample)
     return [_rescale(detection.rect, 1.0 / scale) for detection in detections]
 
 

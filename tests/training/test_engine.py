@@ -71,6 +71,22 @@ def test_each_photo_of_a_batch_is_judged_on_its_own(embedder, two_people):
     assert (blank.problem, blank.embedding) == (engine.NO_FACE_REASON, None)
 
 
+def test_a_batch_analysed_on_several_threads_gives_what_one_photo_at_a_time_gives(embedder, faces_dir, monkeypatch):
+    people = sorted(path for path in (faces_dir / "lfw").iterdir() if path.is_dir())[:24]
+    # A blank photo sends the detector on to the CNN, which only one thread may run at a time.
+    photos = [sorted(person.glob("*.jpg"))[0].read_bytes() for person in people]
+    photos += [jpeg(Image.new("RGB", (300, 300), (90, 90, 90)))] * 3
+    monkeypatch.setattr(engine, "_THREADS", 4)
+    together = engine.FaceEngine(embedder).analyse_photos(photos)
+    alone = [engine.FaceEngine(embedder).analyse_photos([photo])[0] for photo in photos]
+
+    assert [analysis.problem for analysis in together] == [analysis.problem for analysis in alone]
+    for batched, single in zip(together, alone):
+        assert [face.box for face in batched.faces] == [face.box for face in single.faces]
+        if single.embedding is not None:
+            numpy.testing.assert_allclose(batched.embedding, single.embedding, atol=1e-5)
+
+
 def test_two_people_of_the_same_size_are_refused_in_enrollment_and_at_the_camera(embedder, two_people):
     photo = side_by_side(*two_people, second_size=250)
 

@@ -520,8 +520,9 @@ def test_importing_the_module_loads_no_model_and_no_django():
         "import training.faces as faces\n"
         "assert 'face_recognition_models' not in sys.modules\n"
         "assert 'django' not in sys.modules\n"
-        "for loader in (faces._hog_detector, faces._cnn_detector, faces._shape_predictor):\n"
+        "for loader in (faces._cnn_detector, faces._shape_predictor):\n"
         "    assert loader.cache_info().currsize == 0\n"
+        "assert not hasattr(faces._per_thread, 'hog_detector')\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True
