@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -50,6 +51,69 @@ class Broker:
     def unacknowledged_messages(self) -> int:
         """Messages delivered to a worker and not acknowledged yet (kombu's "unacked" hash)."""
         return self.client().hlen("unacked")
+
+
+class ServerBroker:
+    """A broker server the machine itself runs (RabbitMQ, or Redis on a db number of its own),
+    named by its URL. Other programs may share the server: only FRID's queues are purged (Redis:
+    only the URL's own db is flushed, never the whole server)."""
+
+    QUEUES = ("verify", "embeddings", "bulk", "training")
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_redis = url.startswith(("redis://", "rediss://"))
+
+    def unreachable(self) -> str | None:
+        """Why the server cannot be used, or None when it answers."""
+        from kombu import Connection
+
+        try:
+            with Connection(self.url, connect_timeout=3) as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=3)
+                if self.is_redis:
+                    conn.default_channel.client.ping()
+        except Exception as error:
+            return f"{self.url.split('@')[-1]} does not answer ({type(error).__name__}: {error})"
+        return None
+
+    def purge(self) -> None:
+        """Empty FRID's queues on the server (Redis: FLUSHDB of the URL's db, unacknowledged tasks too)."""
+        from kombu import Connection
+
+        if self.is_redis:
+            import redis
+
+            redis.Redis.from_url(self.url).flushdb()
+            return
+        with Connection(self.url, connect_timeout=3) as conn:
+            for queue in self.QUEUES:
+                with conn.channel() as channel:  # a purge of a missing queue closes its channel
+                    try:
+                        channel.queue_purge(queue)
+                    except conn.channel_errors:
+                        pass
+
+    def waiting(self, queue: str) -> int:
+        """Messages waiting in the queue (as /metrics reports them)."""
+        from frid_site import health
+
+        with celery_pointed_at(self.url):
+            depths = health.queue_depths()
+        assert depths is not None, f"{self.url.split('@')[-1]} stopped answering"
+        return depths[queue]
+
+
+@contextmanager
+def celery_pointed_at(url: str) -> Iterator[None]:
+    """This process's Celery app (its sends and the broker its checks read) on ``url`` meanwhile."""
+    saved = settings.CELERY_BROKER_URL, app.conf.broker_url, app.conf.result_backend
+    result_backend = url if url.startswith(("redis://", "rediss://")) else "rpc://"  # as settings.py chooses
+    _point_celery_at(url, url, result_backend)
+    try:
+        yield
+    finally:
+        _point_celery_at(*saved)
 
 
 @pytest.fixture(scope="session")
@@ -106,15 +170,19 @@ def database_url(database: dict) -> str:
 class Workers:
     """Celery worker subprocesses on the test database and this run's Redis; all write one log."""
 
-    def __init__(self, broker: Broker, log_path: Path):
+    def __init__(self, broker: Broker | ServerBroker, log_path: Path):
         self.broker = broker
         self.log_path = log_path
         self.processes: list[subprocess.Popen] = []
+        self.log_paths: dict[int, Path] = {}  # by worker pid: log_path unless start() was given another
 
-    def start(self, queues: str = "embeddings,bulk", options: tuple[str, ...] = ()) -> subprocess.Popen:
+    def start(self, queues: str = "embeddings,bulk", options: tuple[str, ...] = (),
+              log_path: Path | None = None) -> subprocess.Popen:
         """Start a worker like production's (prefork, one process); ``queues="verify"`` for a
         verify worker, which loads the network before its first task. ``options``: more of
-        celery worker's (e.g. ``("--max-tasks-per-child", "1")`` as the training worker has)."""
+        celery worker's (e.g. ``("--max-tasks-per-child", "1")`` as the training worker has).
+        ``log_path``: a log of this worker's own (``worker_log(process)``) instead of the shared one."""
+        log_path = log_path or self.log_path
         environment = {
             **os.environ,
             "DATABASE_URL": database_url(connection.settings_dict),
@@ -128,7 +196,7 @@ class Workers:
             # Talking to other workers only slows the start down; these tests run one at a time.
             "--without-gossip", "--without-mingle", "--without-heartbeat", *options,
         ]
-        with open(self.log_path, "a") as log:
+        with open(log_path, "a") as log:
             log.write(f"\n===== worker started at {time.strftime('%H:%M:%S')} =====\n")
             log.flush()
             # A session of its own: the worker and its pool child are killed together by group.
@@ -137,7 +205,13 @@ class Workers:
                 start_new_session=True,
             )
         self.processes.append(process)
+        self.log_paths[process.pid] = log_path
         return process
+
+    def worker_log(self, process: subprocess.Popen) -> str:
+        """Everything the worker's log file holds (the shared one, unless it was given its own)."""
+        path = self.log_paths[process.pid]
+        return path.read_text() if path.exists() else ""
 
     def kill(self, process: subprocess.Popen) -> None:
         """SIGKILL the worker's whole process group (the main process and its pool child)."""
@@ -152,8 +226,13 @@ class Workers:
             self.kill(process)
 
     def log(self) -> str:
-        text = self.log_path.read_text() if self.log_path.exists() else "(no log)"
-        return text[-WORKER_LOG_TAIL_CHARACTERS:]
+        """The tail of every log the workers write (the shared one, and any of a worker's own)."""
+        paths = dict.fromkeys([self.log_path, *self.log_paths.values()])
+        tails = []
+        for path in paths:
+            text = path.read_text() if path.exists() else "(no log)"
+            tails.append(text[-WORKER_LOG_TAIL_CHARACTERS:] if len(paths) == 1 else f"--- {path.name}:\n{text[-WORKER_LOG_TAIL_CHARACTERS:]}")
+        return "\n".join(tails)
 
     def wait_until_warm(self, timeout: float = WORKER_START_TIMEOUT_SECONDS * 2) -> None:
         """Wait until a verify worker says in its log that its pool process has loaded the network."""

@@ -1,0 +1,117 @@
+"""FRID's workers on the machine's own broker servers, as on real servers: RabbitMQ and Redis named by
+CELERY_BROKER_URL, two workers sharing the ``embeddings`` queue. Every photo uploaded is embedded,
+and both workers did part of the work (each one's own log names the photos it embedded).
+
+The servers are shared with the rest of the machine: FRID's queues are purged before and after
+(on Redis, only the db number of the URL below is flushed, never the whole server), and a lock file
+keeps two runs of these tests on one machine from taking each other's tasks. A server that does not
+answer skips the test, or fails it when CI is set (CI's machines run both).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+
+from identity.models import FaceTemplate
+from tests.identity.conftest import ServerBroker, Workers, celery_pointed_at
+from tests.identity.test_tasks import FIRST_TASK_TIMEOUT_SECONDS, enrollable_photos, upload  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.slow
+
+RABBITMQ_URL = os.environ.get("FRID_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# A db number of these tests' own on the machine's Redis: the only one they ever flush.
+REDIS_URL = os.environ.get("FRID_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+LOCK_PATH = Path(tempfile.gettempdir()) / "frid-test-real-brokers.lock"
+# Both workers load TensorFlow and the network at once, on a busy two-core machine.
+BOTH_TIMEOUT_SECONDS = 2 * FIRST_TASK_TIMEOUT_SECONDS
+STARTED = re.compile(r"\S+@\S+ ready\.")
+REQUEUED = re.compile(r"Task identity\.tasks\.requeue_pending_templates\[[^\]]+\] succeeded")
+EMBEDDED = re.compile(r"Task identity\.tasks\.embed_templates\[[^\]]+\] succeeded in [\d.]+s: \{'processed': \[([\d, ]*)\]\}")
+
+
+def server(url: str) -> Iterator[ServerBroker]:
+    broker = ServerBroker(url)
+    reason = broker.unreachable()
+    if reason:
+        message = f"The machine's broker server is needed here: {reason}."
+        if os.environ.get("CI"):
+            pytest.fail(message + " CI's machines run RabbitMQ and Redis on 127.0.0.1.", pytrace=False)
+        pytest.skip(message)
+    with open(LOCK_PATH, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run on this machine: wait for it to finish
+        broker.purge()
+        try:
+            with celery_pointed_at(url):
+                yield broker
+        finally:
+            broker.purge()
+
+
+@pytest.fixture
+def rabbitmq() -> Iterator[ServerBroker]:
+    yield from server(RABBITMQ_URL)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[ServerBroker]:
+    yield from server(REDIS_URL)
+
+
+def embedded_by(log: str) -> set[int]:
+    return {int(number) for match in EMBEDDED.finditer(log) for number in match.group(1).replace(",", " ").split()}
+
+
+def two_workers_share_the_embeddings_queue(broker: ServerBroker, photos: list[Path], tmp_path: Path) -> None:
+    workers = Workers(broker, tmp_path / "workers.log")
+    try:
+        first = workers.start("embeddings,bulk", log_path=tmp_path / "first.log")
+        second = workers.start("embeddings,bulk", log_path=tmp_path / "second.log")
+        both = (first, second)
+        # Each starting worker queues the pending templates again (none yet): let both finish that,
+        # so that every task after it is a photo's.
+        workers.wait_for(lambda: all(STARTED.search(workers.worker_log(w)) for w in both),
+                         BOTH_TIMEOUT_SECONDS, "both workers to start")
+        workers.wait_for(lambda: sum(len(REQUEUED.findall(workers.worker_log(w))) for w in both) >= 2,
+                         BOTH_TIMEOUT_SECONDS, "both workers' requeue at start")
+
+        with transaction.atomic():  # one commit: every task is sent at once, both workers idle
+            templates = [upload(photo, f"E{index}") for index, photo in enumerate(photos)]
+        ids = {template.pk for template in templates}
+
+        def everything_embedded() -> bool:
+            return not FaceTemplate.objects.filter(pk__in=ids).exclude(status=FaceTemplate.Status.READY).exists()
+
+        workers.wait_for(everything_embedded, BOTH_TIMEOUT_SECONDS, "every photo to be embedded")
+
+        for template in FaceTemplate.objects.filter(pk__in=ids):
+            assert (template.status, template.reason) == (FaceTemplate.Status.READY, "")
+            assert template.embedding is not None
+        by_first, by_second = embedded_by(workers.worker_log(first)), embedded_by(workers.worker_log(second))
+        assert by_first | by_second == ids
+        assert by_first and by_second, (
+            f"one worker did everything: the first embedded {sorted(by_first)}, the second {sorted(by_second)}"
+        )
+        assert broker.waiting("embeddings") == 0
+    finally:
+        workers.kill_all()
+        print(f"The workers' logs end with:\n{workers.log()}")  # shown when the test failed
+
+
+def test_two_workers_on_rabbitmq_share_the_embeddings_queue(
+    rabbitmq, transactional_db, base_model_version, enrollable_photos, tmp_path  # noqa: F811
+):
+    two_workers_share_the_embeddings_queue(rabbitmq, enrollable_photos, tmp_path)
+
+
+def test_two_workers_on_the_machines_redis_share_the_embeddings_queue(
+    redis_server, transactional_db, base_model_version, enrollable_photos, tmp_path  # noqa: F811
+):
+    two_workers_share_the_embeddings_queue(redis_server, enrollable_photos, tmp_path)
