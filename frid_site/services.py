@@ -137,6 +137,10 @@ def stop_postgres(data_dir: Path) -> None:
     logger.info("Stopping the embedded PostgreSQL (pid %s)", info.pid)
     info.process.send_signal(signal.SIGINT)  # SIGINT is PostgreSQL's "fast" shutdown
     _wait_for_exit(info.process, "PostgreSQL")
+    # Done once its lock files are gone (its pid file and its socket's): a server started sooner
+    # takes the old one for alive and refuses to start. pg_ctl stop waits for the pid file too.
+    lock_files = [postgres_dir(data_dir) / "postmaster.pid", Path(info.socket_dir) / f".s.PGSQL.{info.port}.lock"]
+    _wait_until(lambda: not any(path.exists() for path in lock_files), "PostgreSQL's lock files to go")
     _databases_checked.discard(data_dir)
 
 
@@ -248,6 +252,15 @@ def _wait_for_exit(process: psutil.Process, name: str) -> None:
         if time.monotonic() > deadline:
             logger.error("%s (pid %s) did not stop within %s s; killing it", name, process.pid, STOP_TIMEOUT_SECONDS)
             process.kill()
+            return
+        time.sleep(0.05)
+
+
+def _wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            logger.error("Waited %s s for %s", STOP_TIMEOUT_SECONDS, what)
             return
         time.sleep(0.05)
 
