@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/training_run.py [--faces ../shared/faces] [--employees 300]
         [--photos-each 2] [--held-out 200] [--strangers 1000] [--public-people N] [--trainable PREFIX ...]
-        [--cache DIR] [--keep]
+        [--cache DIR] [--keep] [--epochs N] [--learning-rate X] [--train-option KEY=VALUE ...]
+        [--dev-test-held-out N] [--probes-each N] [--no-roll-back]
 
 People are LFW people outside View 1's DevTest lists (DevTest is the gate's reference set and the
 pairs evaluate_model scores), shuffled with a fixed seed:
@@ -29,6 +30,13 @@ Steps, each timed, on a fresh data directory (its own embedded PostgreSQL, media
    with the base again after rolling back (its answers must be the first pass's). Each version is
    also read at its own thresholds for exactly 0.5%, 1% and 2% of the strangers accepted, so that
    the two are compared at the same false-accept rate whatever their calibration gives.
+
+A steadier open set without changing what is trained on: --dev-test-held-out N adds up to N LFW
+DevTest people with two photos or more to the held-out people (DevTest is the gate's reference set,
+never trained on); --probes-each N searches up to N later photos of each held-out person (each a
+probe; the figures also count each person's first probe alone). Both versions are searched with the
+same probes, so result.json's "paired" says, at each exact share of strangers, how many probes only
+the base or only the new version recognised (McNemar's test on those).
 
 Prints tables and writes them, with every figure, to DATA_DIR/result.json.
 """
@@ -64,6 +72,15 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--trainable", nargs="+", metavar="PREFIX", help="Passed to train_model (default: its own).")
     parser.add_argument("--cache", type=Path, help="A training cache to reuse (default: a cold one in the data dir).")
     parser.add_argument("--keep", action="store_true", help="Keep the data directory of an earlier run.")
+    parser.add_argument("--epochs", type=int, help="Passed to train_model (default: its own).")
+    parser.add_argument("--learning-rate", help="Passed to train_model (default: its own).")
+    parser.add_argument("--train-option", nargs="+", metavar="KEY=VALUE", default=[],
+                        help="Passed to train_model --option (a training parameter; default: its own).")
+    parser.add_argument("--dev-test-held-out", type=int, default=0,
+                        help="Also this many DevTest people (never trained on) in the open set (default 0).")
+    parser.add_argument("--probes-each", type=int, default=1,
+                        help="Search up to this many later photos of each held-out person (default 1).")
+    parser.add_argument("--no-roll-back", action="store_true", help="Skip the roll-back and its third search.")
     return parser.parse_args()
 
 
@@ -91,7 +108,7 @@ from django.core.management import call_command  # noqa: E402
 from frid_site import services  # noqa: E402
 from identity import duplicates, enrollment, matching, switching  # noqa: E402
 from identity.models import Employee, FaceTemplate  # noqa: E402
-from training.models import ModelVersion, ModelVersionEvent  # noqa: E402
+from training.models import ModelVersion, ModelVersionEvent, TrainingRun  # noqa: E402
 
 READY = FaceTemplate.Status.READY
 
@@ -121,8 +138,12 @@ def choose_people(faces: Path) -> dict[str, list[Path]]:
     employees = several[:OPTIONS.employees]
     # More candidates than needed: some first photos fail the enrollment rules (pose, size, two faces).
     held_out = several[OPTIONS.employees:OPTIONS.employees + OPTIONS.held_out * 13 // 10]
+    dev_test = sorted(path for path in (faces / "lfw").iterdir()
+                      if path.is_dir() and path.name in excluded and len(list(path.glob("*.jpg"))) >= 2)
+    random.Random(SEED).shuffle(dev_test)
     return {"employees": employees, "held_out": held_out, "strangers": single[:OPTIONS.strangers],
-            "public": several[OPTIONS.employees + len(held_out):][:OPTIONS.public_people]}
+            "public": several[OPTIONS.employees + len(held_out):][:OPTIONS.public_people],
+            "dev_test": dev_test[:OPTIONS.dev_test_held_out]}
 
 
 def public_folder(people: list[Path]) -> Path:
@@ -173,10 +194,11 @@ def keep_flagged_duplicates(hr) -> int:
     return len(held)
 
 
-def enroll_held_out(people: list[Path], hr) -> dict[int, Path]:
-    """The first --held-out people enrolled from one photo (their next one if a photo fails the
-    rules, as HR would); returns each one's probe: a later photo of theirs, never the enrolled one."""
-    employees = {person: Employee.objects.create(employee_number=f"H{number:04d}", name=person.name.replace("_", " "))
+def enroll_held_out(people: list[Path], hr, limit: int, prefix: str = "H") -> dict[int, list[Path]]:
+    """The first ``limit`` people enrolled from one photo (their next one if a photo fails the
+    rules, as HR would); returns each one's probes: up to --probes-each later photos of theirs,
+    never the enrolled one (the first of them is the probe of a plain run)."""
+    employees = {person: Employee.objects.create(employee_number=f"{prefix}{number:04d}", name=person.name.replace("_", " "))
                  for number, person in enumerate(people)}
     photos = {person: sorted(person.glob("*.jpg")) for person in people}
     tried = {person: 0 for person in people}
@@ -194,10 +216,11 @@ def enroll_held_out(people: list[Path], hr) -> dict[int, Path]:
         for person, template_id in added.items():
             if FaceTemplate.objects.filter(pk=template_id, status=READY).exists():
                 enrolled[person] = tried[person]  # the probe is the next photo
-    chosen = [person for person in people if person in enrolled][:OPTIONS.held_out]
+    chosen = [person for person in people if person in enrolled][:limit]
     Employee.objects.filter(pk__in=[employees[person].pk for person in people if person not in chosen]).delete()
     keep_flagged_duplicates(hr)
-    return {employees[person].pk: photos[person][enrolled[person]] for person in chosen}
+    return {employees[person].pk: photos[person][enrolled[person]:enrolled[person] + OPTIONS.probes_each]
+            for person in chosen}
 
 
 # --- Searching ----------------------------------------------------------------------------------
@@ -212,18 +235,18 @@ def probe_embeddings(version: ModelVersion, photos: list[Path]) -> list[numpy.nd
     return [None if analysis.problem else analysis.embedding for analysis in analyses]
 
 
-def search(version: ModelVersion, probes: dict[int, Path], strangers: list[Path]) -> dict:
+def search(version: ModelVersion, probes: dict[int, list[Path]], strangers: list[Path]) -> dict:
     """The kiosk's decisions for every probe and stranger, and the same embeddings read at the
     version's own threshold for exactly 1% of the strangers."""
-    employee_ids = list(probes)
-    embedded = probe_embeddings(version, [probes[pk] for pk in employee_ids] + strangers)
+    employee_ids = [pk for pk, photos in probes.items() for _ in photos]
+    embedded = probe_embeddings(version, [photo for pk in probes for photo in probes[pk]] + strangers)
     answers = [None if embedding is None else matching.identify(embedding, version) for embedding in embedded]
     decided = [None if answer is None or answer.employee is None else answer.employee.pk for answer in answers]
     own, others = decided[:len(employee_ids)], decided[len(employee_ids):]
     recognised = sum(1 for pk, answer in zip(employee_ids, own) if answer == pk)
     return {
         "version": version.name, "answers": decided,
-        "recognised": recognised, "of": len(employee_ids),
+        "recognised": recognised, "of": len(employee_ids), "people": len(probes),
         "taken_for_another": sum(1 for pk, answer in zip(employee_ids, own) if answer not in (None, pk)),
         "no_usable_face": sum(1 for embedding in embedded if embedding is None),
         "strangers_accepted": sum(1 for answer in others if answer is not None), "strangers": len(strangers),
@@ -251,14 +274,41 @@ def at_strangers_rates(version: ModelVersion, employee_ids: list[int], embedded:
         nearest.append((first, distances[order[0]], second - distances[order[0]] >= margin))
     strangers = sorted(distance for _, distance, clear in nearest[len(employee_ids):] if clear)
     found = {}
+    first_probe = [index == 0 or employee_ids[index - 1] != pk for index, pk in enumerate(employee_ids)]
     for rate in STRANGERS_ACCEPTED:
         allowed = int(round(rate * (len(embedded) - len(employee_ids))))
         threshold = numpy.nextafter(strangers[allowed], 0) if len(strangers) > allowed else numpy.inf
-        recognised = sum(1 for pk, (owner, distance, clear) in zip(employee_ids, nearest)
-                         if owner == pk and clear and distance <= threshold)
-        found[f"{rate:g}"] = {"threshold": float(threshold), "recognised": recognised,
-                              "strangers_accepted": sum(1 for distance in strangers if distance <= threshold)}
+        each = [bool(owner == pk and clear and distance <= threshold)
+                for pk, (owner, distance, clear) in zip(employee_ids, nearest)]
+        found[f"{rate:g}"] = {"threshold": float(threshold), "recognised": sum(each),
+                              "recognised_first_probe": sum(hit for hit, first in zip(each, first_probe) if first),
+                              "strangers_accepted": sum(1 for distance in strangers if distance <= threshold),
+                              "each": each}
     return found
+
+
+def paired(first: dict, second: dict, employee_ids: list[int]) -> dict:
+    """At each exact share of strangers: probes recognised by only one of the two versions, and
+    McNemar's exact two-sided p-value on them (the versions see the same probes and strangers)."""
+    from math import comb
+
+    def mcnemar(only_first: int, only_second: int) -> float:
+        n = only_first + only_second
+        tail = sum(comb(n, k) for k in range(min(only_first, only_second) + 1)) / 2 ** n if n else 1.0
+        return min(1.0, 2 * tail)
+
+    first_probe = [index == 0 or employee_ids[index - 1] != pk for index, pk in enumerate(employee_ids)]
+    figures = {}
+    for rate, row in first["at_strangers_rates"].items():
+        a, b = row["each"], second["at_strangers_rates"][rate]["each"]
+        figures[rate] = {}
+        for part, mask in (("all_probes", [True] * len(a)), ("first_probe", first_probe)):
+            only_first = sum(1 for x, y, m in zip(a, b, mask) if m and x and not y)
+            only_second = sum(1 for x, y, m in zip(a, b, mask) if m and y and not x)
+            figures[rate][part] = {"only_base": only_first, "only_new": only_second, "both": sum(
+                1 for x, y, m in zip(a, b, mask) if m and x and y), "probes": sum(mask),
+                "mcnemar_p": mcnemar(only_first, only_second)}
+    return figures
 
 
 # --- Commands -----------------------------------------------------------------------------------
@@ -304,9 +354,14 @@ def main() -> None:
     log(f"enrolled: {result['employees']}")
 
     output, timings["train_model --public (cold caches)" if not OPTIONS.cache else "train_model --public"] = manage(
-        "train_model", "--public", str(folder), "--json", *(["--trainable", *OPTIONS.trainable] if OPTIONS.trainable else []))
+        "train_model", "--public", str(folder), "--json", *(["--trainable", *OPTIONS.trainable] if OPTIONS.trainable else []),
+        *(["--epochs", str(OPTIONS.epochs)] if OPTIONS.epochs else []),
+        *(["--learning-rate", OPTIONS.learning_rate] if OPTIONS.learning_rate else []),
+        *(["--option", *OPTIONS.train_option] if OPTIONS.train_option else []))
     run = last_json(output)
     result["run"] = run
+    row = TrainingRun.objects.get(pk=run["run"])
+    result["training_run"] = {"parameters": row.parameters, "losses": row.losses}
     log(f"training run {run['run']}: {run['status']}, candidate {run['version']}, {run['metrics']['seconds']:.0f} s")
     if run["status"] != "accepted":
         print(json.dumps(run["metrics"]["gate"], indent=2))
@@ -319,7 +374,12 @@ def main() -> None:
     result["evaluate_model"] = last_json(output)
 
     started = time.monotonic()
-    probes = enroll_held_out(people["held_out"], hr)
+    probes = enroll_held_out(people["held_out"], hr, OPTIONS.held_out)
+    if people["dev_test"]:
+        probes.update(enroll_held_out(people["dev_test"], hr, len(people["dev_test"]), prefix="D"))
+    result["held_out"] = {"people": len(probes), "probes": sum(len(photos) for photos in probes.values()),
+                          "dev_test_people": sum(1 for photos in probes.values() if photos[0].parent in people["dev_test"])}
+    log(f"held out: {result['held_out']}")
     timings["enroll the held-out people (one photo each)"] = time.monotonic() - started
     strangers = [sorted(person.glob("*.jpg"))[0] for person in people["strangers"]]
 
@@ -330,11 +390,14 @@ def main() -> None:
     result["switch"] = switching.embed_then_switch(candidate.pk, by_id=hr.pk)
     timings["re-embed every template and switch"] = time.monotonic() - started
     result["open_set_candidate"] = search(ModelVersion.objects.get(pk=candidate.pk), probes, strangers)
-    started = time.monotonic()
-    switching.embed_then_switch(base.pk, by_id=hr.pk, action=ModelVersionEvent.Action.ROLLED_BACK)
-    timings["roll back"] = time.monotonic() - started
-    rolled_back = search(ModelVersion.objects.get(pk=base.pk), probes, strangers)
-    result["roll_back_restores_the_answers"] = rolled_back["answers"] == result["open_set_base"]["answers"]
+    result["paired"] = paired(result["open_set_base"], result["open_set_candidate"],
+                              [pk for pk, photos in probes.items() for _ in photos])
+    if not OPTIONS.no_roll_back:
+        started = time.monotonic()
+        switching.embed_then_switch(base.pk, by_id=hr.pk, action=ModelVersionEvent.Action.ROLLED_BACK)
+        timings["roll back"] = time.monotonic() - started
+        rolled_back = search(ModelVersion.objects.get(pk=base.pk), probes, strangers)
+        result["roll_back_restores_the_answers"] = rolled_back["answers"] == result["open_set_base"]["answers"]
     result["timings"] = timings
     (DATA_DIR / "result.json").write_text(json.dumps(result, indent=2, default=float))
     report(result, base, candidate)
@@ -357,7 +420,8 @@ def report(result: dict, base: ModelVersion, candidate: ModelVersion) -> None:
         print(f"| all pairs of its {evaluated['images']} photos: {label} | {versus['all_pairs'][name]:.4f} "
               f"| {evaluated['all_pairs'][name]:.4f} |")
 
-    print(f"\n| open set: {result['open_set_base']['of']} held-out people, one photo each; "
+    print(f"\n| open set: {result['open_set_base']['people']} held-out people enrolled from one photo each, "
+          f"{result['open_set_base']['of']} probes; "
           f"{result['open_set_base']['strangers']} strangers | {base.name} | {candidate.name} |\n|---|---|---|")
     first, second = result["open_set_base"], result["open_set_candidate"]
     print(f"| recognised at the version's calibrated thresholds (the kiosk) | {first['recognised']} "
@@ -367,8 +431,18 @@ def report(result: dict, base: ModelVersion, candidate: ModelVersion) -> None:
     for rate in first["at_strangers_rates"]:
         print(f"| recognised at exactly {float(rate):.1%} of the strangers accepted, margin rule "
               f"| {first['at_strangers_rates'][rate]['recognised']} | {second['at_strangers_rates'][rate]['recognised']} |")
+    for rate in first["at_strangers_rates"]:
+        print(f"| first probe of each person only, at exactly {float(rate):.1%} "
+              f"| {first['at_strangers_rates'][rate]['recognised_first_probe']} "
+              f"| {second['at_strangers_rates'][rate]['recognised_first_probe']} |")
     print(f"| no usable face in the probe | {first['no_usable_face']} | {second['no_usable_face']} |")
-    print(f"\nRoll-back restores the base version's answers: {result['roll_back_restores_the_answers']}")
+    print(f"\n{first['people']} people, {first['of']} probes. Paired, probes recognised by only one version:")
+    for rate, parts in result["paired"].items():
+        for part, row in parts.items():
+            print(f"  at exactly {float(rate):.1%}, {part}: only base {row['only_base']}, only new {row['only_new']}, "
+                  f"both {row['both']} of {row['probes']}; McNemar p = {row['mcnemar_p']:.3f}")
+    if "roll_back_restores_the_answers" in result:
+        print(f"\nRoll-back restores the base version's answers: {result['roll_back_restores_the_answers']}")
     print("\n| step | seconds |\n|---|---|")
     for step, seconds in result["timings"].items():
         print(f"| {step} | {seconds:.0f} |")

@@ -1,4 +1,4 @@
-"""python manage.py train_model [--public DIR] [--backbone dlib|resnet50] [--json]
+"""python manage.py train_model [--public DIR] [--backbone dlib|resnet50] [--option KEY=VALUE ...] [--json]
 
 The same training run a worker executes, in the foreground, with a progress bar on stderr. With
 --json the last line on stdout is one JSON object: {run, status, version, metrics}.
@@ -34,6 +34,10 @@ class Command(BaseCommand):
         parser.add_argument("--learning-rate", type=float, help="Adam's learning rate (default 1e-5).")
         parser.add_argument("--trainable", nargs="+", metavar="PREFIX",
                             help="Layer-name prefixes that train (default: the last residual stage and the embedding).")
+        parser.add_argument("--option", nargs="+", metavar="KEY=VALUE", default=[],
+                            help="Any other training parameter by its name (training.finetune.Parameters: "
+                                 "margin, loss, squared, patience, identities_per_batch, images_per_identity, "
+                                 "mirror, ...); VALUE is read as JSON, else taken as text. Default: none.")
         parser.add_argument("--json", action="store_true", help="End with one JSON line: {run, status, version, metrics}.")
 
     def handle(self, *args, **options):
@@ -68,6 +72,14 @@ class Command(BaseCommand):
         for option, key in (("epochs", "epochs"), ("learning_rate", "learning_rate"), ("trainable", "trainable")):
             if options[option] is not None:
                 training[key] = options[option]
+        for item in options.get("option") or []:
+            key, equals, value = item.partition("=")
+            if not equals or not key:
+                raise CommandError(f"--option takes KEY=VALUE, not {item!r}.")
+            try:
+                training[key.replace("-", "_")] = json.loads(value)
+            except json.JSONDecodeError:
+                training[key.replace("-", "_")] = value
         return {"public": str(options["public"] or ""), "reference": str(options["reference"] or ""),
                 "training": training}
 
