@@ -40,11 +40,8 @@ import json
 import os
 import platform
 import secrets
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -490,25 +487,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (FRID's logs) at the end")
     arguments = parser.parse_args()
 
-    signal.signal(signal.SIGTERM, http_bench._stop_as_on_ctrl_c)
-    work = Path(tempfile.mkdtemp(prefix="frid-bench-load-"))
-    frid = http_bench.Frid(work)
-    try:
-        return run(arguments, work, frid)
-    except KeyboardInterrupt:
-        print("Interrupted; stopping FRID", file=sys.stderr)
-        return 130
-    except Exception:
-        print(f"The end of FRID's log:\n{frid.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        frid.stop()
-        if arguments.keep:
-            print(f"Kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    return http_bench.run_bench("frid-bench-load-", arguments.keep, lambda work, frid: run(arguments, work, frid),
+                                interrupted=130)
 
 
 def run(arguments, work: Path, frid: http_bench.Frid) -> int:

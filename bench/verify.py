@@ -38,8 +38,10 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 from PIL import Image
@@ -50,6 +52,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from frid_site import services  # noqa: E402
 
 PYTHON = sys.executable
+T = TypeVar("T")
 FRAME_SIZE = (640, 480)
 FACE_SIZE = 480  # LFW's 250x250 photos enlarged about 2x: a face of about 200 px, as at a kiosk
 CLIENT_COUNTS = (1, 4, 16)
@@ -410,7 +413,37 @@ def load_average() -> str:
 
 
 def _stop_as_on_ctrl_c(signal_number: int, frame: object) -> None:
-    raise KeyboardInterrupt()  # SIGTERM cleans up as Ctrl-C does: through main's finally
+    raise KeyboardInterrupt()  # SIGTERM cleans up as Ctrl-C does: through run_bench's finally
+
+
+def run_bench(work_prefix: str, keep: bool, body: Callable[[Path, Frid], T], *,
+              stop_first: Callable[[], None] | None = None, interrupted: T | None = None) -> T | None:
+    """body(work, frid) on a temporary folder of its own and a Frid on it (not started: body starts
+    it), and whatever happens (the end, an error, Ctrl-C or SIGTERM) everything stopped: stop_first()
+    (what body started beside FRID), then FRID, then the folder removed unless keep. An error prints
+    the end of FRID's log and goes on up; Ctrl-C answers `interrupted`. Shared by the HTTP
+    benchmarks: this script and bench/load.py."""
+    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
+    work = Path(tempfile.mkdtemp(prefix=work_prefix))
+    frid = Frid(work)
+    try:
+        return body(work, frid)
+    except KeyboardInterrupt:
+        print("Interrupted; stopping FRID", file=sys.stderr)
+        return interrupted
+    except Exception:
+        print(f"The end of FRID's log:\n{frid.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if stop_first is not None:
+            stop_first()
+        frid.stop()
+        if keep:
+            print(f"Kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -426,27 +459,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (FRID's logs) at the end")
     arguments = parser.parse_args()
 
-    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
-    work = Path(tempfile.mkdtemp(prefix="frid-bench-verify-"))
-    frid = Frid(work)
     watches: list[BulkImportWatch] = []
-    try:
-        run(arguments, work, frid, watches)
-    except KeyboardInterrupt:
-        print("Interrupted; stopping FRID", file=sys.stderr)
-    except Exception:
-        print(f"The end of FRID's log:\n{frid.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def stop_watches() -> None:
         for watch in watches:
             watch.stop()
-        frid.stop()
-        if arguments.keep:
-            print(f"Kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+
+    run_bench("frid-bench-verify-", arguments.keep, lambda work, frid: run(arguments, work, frid, watches),
+              stop_first=stop_watches)
 
 
 def run(arguments, work: Path, frid: Frid, watches: list[BulkImportWatch]) -> None:

@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.text import Truncator
 
+from frid_site.admin_read_only import ReadOnlyAdminMixin
 from identity import duplicates, enrollment, previews, quality, tasks, views
 from identity.forms import EmployeeForm
 from identity.images import looks_like_an_image
@@ -567,10 +568,12 @@ class EmployeeAdmin(admin.ModelAdmin):
 
 
 @admin.register(FaceTemplate)
-class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
+class FaceTemplateAdmin(_TemplateColumns, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every template, to find the rejected or stuck ones; read-only, no adding (photos come
     through the employee page), and never the embedding. Its own views: the uploaded photo, the
     original file, and the review of a possible duplicate."""
+    # Never added or changed here (ReadOnlyAdminMixin): what a template holds comes from its photo;
+    # retry or delete instead. Deleting differs from the mixin's "never": see has_delete_permission.
 
     # Few columns, so that the list fits a 1280 px laptop screen: the file and the source go under
     # the employee, the duplicate's advice is on the employee page.
@@ -605,16 +608,11 @@ class FaceTemplateAdmin(_TemplateColumns, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_photo_permission(super().get_queryset(request), request)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # what a template holds comes from its photo; retry or delete instead
-
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         # HR, who may change templates, may also delete the ones FRID made itself from captures and
-        # the ones held as possible duplicates; any other needs the delete permission.
-        if super().has_delete_permission(request, obj):
+        # the ones held as possible duplicates; any other needs the delete permission (Django's own
+        # answer, asked of admin.ModelAdmin by name: super() would be the mixin's "never").
+        if admin.ModelAdmin.has_delete_permission(self, request, obj):
             return True
         return bool(
             obj is not None and request.user.has_perm("identity.change_facetemplate")

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from frid_site.admin_read_only import ReadOnlyAdminMixin
 from identity import roles
 from identity.admin import plural
 from identity.models import AttendanceEvent, Kiosk, VerificationAttempt
@@ -105,7 +106,8 @@ def _shown(attempt: VerificationAttempt, field: str, admin_view: str | None = No
 
 
 @admin.register(VerificationAttempt)
-class VerificationAttemptAdmin(admin.ModelAdmin):
+class VerificationAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # An audit record: never added, changed or deleted here, by anyone (ReadOnlyAdminMixin).
     list_display = ("created_at", "mode", "decision", "kiosk_shown", "employee_shown", "distance_shown",
                     "http_status", "latency_ms")
     list_filter = ("decision", "mode", "kiosk")
@@ -124,15 +126,6 @@ class VerificationAttemptAdmin(admin.ModelAdmin):
                 "latency_ms")
     readonly_fields = (*_decision, *_who, *_figures, "frames", "quality_shown", "captured_frames",
                        "captured_frames_hidden")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # an audit record: never changed, by anyone
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def get_fieldsets(self, request: HttpRequest, obj=None):
         frames = "captured_frames" if request.user.has_perm(FRAME_PERMISSION) else "captured_frames_hidden"

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from frid_site.admin_read_only import ReadOnlyAdminMixin
 from identity import erasure, roles
 from identity.models import Employee, Erasure
 
@@ -23,7 +24,9 @@ def _may_erase(request: HttpRequest) -> bool:
 
 
 @admin.register(Erasure)
-class ErasureAdmin(admin.ModelAdmin):
+class ErasureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Read-only (ReadOnlyAdminMixin): an erasure is made by the button on the employee's page, which
+    # records it.
     list_display = ("erased_at", "employee_number", "erased_by_name", "reason", "summary")
     search_fields = ("employee_number", "erased_by_name")
     fields = ("employee_number", "erased_at", "erased_by_name", "reason", "summary")
@@ -38,15 +41,6 @@ class ErasureAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return _may_erase(request) or super().has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # an erasure is made by the button on the employee's page, which records it
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         return [

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
 
+from frid_site.admin_read_only import ReadOnlyAdminMixin
 from identity import lockout
 from identity.models import Employee, Kiosk, LockoutLift
 
@@ -32,7 +33,8 @@ def describe(subject: lockout.Subject) -> str:
 
 
 @admin.register(LockoutLift)
-class LockoutAdmin(admin.ModelAdmin):
+class LockoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Read-only (ReadOnlyAdminMixin): a lift is made by the Lift button only, which records it.
     list_display = ("lifted_at", "subject_shown", "failures", "locked_until", "lifted_by_shown")
     list_filter = ("subject",)
     fields = ("subject", "key", "failures", "locked_until", "lifted_by", "lifted_at")
@@ -47,15 +49,6 @@ class LockoutAdmin(admin.ModelAdmin):
     def lifted_by_shown(self, lift: LockoutLift) -> str:
         user = get_user_model().objects.filter(pk=lift.lifted_by_id).first()
         return user.get_username() if user else "—"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a lift is made by the Lift button only, which records it
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         return [

@@ -11,13 +11,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from frid_site.admin_read_only import ReadOnlyAdminMixin
 from identity import switching, tasks
 from training.models import ModelVersion, ModelVersionEvent
 
 Action = ModelVersionEvent.Action
 
 
-class ModelVersionEventInline(admin.TabularInline):
+class ModelVersionEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ModelVersionEvent
     fk_name = "version"
     fields = ("created_at", "action", "by_name", "previous", "details")
@@ -26,15 +27,11 @@ class ModelVersionEventInline(admin.TabularInline):
     can_delete = False
     verbose_name_plural = "history (who did what, and when)"
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Read-only (ReadOnlyAdminMixin): versions come from import_base_model and training runs, the
+    # change page is a view page, and templates and attempts name their version (never deleted).
     list_display = ("name", "is_active", "threshold", "calibrated_on", "parent", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "notes")
@@ -57,15 +54,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return "—"
         return format_html("<strong>{}</strong> {}", "accepted:" if gate.get("accepted") else "rejected:",
                            " ".join(gate.get("reasons", [])))
-
-    def has_add_permission(self, request):
-        return False  # versions come from import_base_model and training runs
-
-    def has_change_permission(self, request, obj=None):
-        return False  # read-only: the change page is a view page
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # templates and attempts name their version
 
     def get_urls(self):
         return [

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from frid_site.admin_read_only import ReadOnlyAdminMixin
 from training import runs, tasks
 from training.models import TrainingRun
 
@@ -21,7 +22,9 @@ SCHEDULE_TASK = "training.tasks.train_on_schedule"
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Read-only (ReadOnlyAdminMixin): "train now" queues a run, nothing is typed in; but superusers may
+    # delete a run that is not running (has_delete_permission below).
     list_display = ("__str__", "status", "trigger", "phase", "progress_percent", "candidate", "created_at", "duration")
     list_filter = ("status", "trigger")
     fields = ("status", "trigger", "phase", "progress_percent", "created_by", "created_at", "started_at",
@@ -42,13 +45,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
         minutes, seconds = divmod(int(seconds), 60)
         return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
-    def has_add_permission(self, request):
-        return False  # "train now" queues a run; nothing is typed in
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     def has_delete_permission(self, request, obj=None):
+        # Unlike the mixin's "never": superusers may delete a run that is not running.
         return request.user.is_superuser and (obj is None or obj.status not in (TrainingRun.Status.RUNNING,))
 
     def get_urls(self):
