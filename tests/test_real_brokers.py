@@ -14,6 +14,7 @@ import fcntl
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +116,57 @@ def test_two_workers_on_the_machines_redis_share_the_embeddings_queue(
     redis_server, transactional_db, base_model_version, enrollable_photos, tmp_path  # noqa: F811
 ):
     two_workers_share_the_embeddings_queue(redis_server, enrollable_photos, tmp_path)
+
+
+@pytest.mark.parametrize("server_fixture", ["rabbitmq", "redis_server"])
+def test_ready_and_metrics_read_the_machines_broker(server_fixture, request, client, db):
+    from identity.tasks import embed_templates
+    from training.models import ModelVersion
+
+    broker: ServerBroker = request.getfixturevalue(server_fixture)
+    ModelVersion.objects.create(name="base-test", file="x.keras", sha256="0" * 64, threshold=0.5, is_active=True)
+    for _ in range(3):  # nobody consumes "bulk" here; the fixture purges it afterwards
+        embed_templates.apply_async(args=[[]], queue="bulk")
+
+    # The broker counts a message once it has routed it: wait for that, without a clock in the assertion.
+    deadline = time.monotonic() + 30
+    while broker.waiting("bulk") != 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    metrics = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    ready = client.get("/ready/")
+
+    assert 'frid_queue_messages{queue="bulk"} 3' in metrics
+    assert 'frid_queue_messages{queue="verify"} 0' in metrics
+    assert "frid_broker_up 1" in metrics
+    assert ready.status_code == 200, ready.json()
+
+
+@pytest.mark.parametrize("server_fixture", ["rabbitmq", "redis_server"])
+def test_a_kiosk_check_is_answered_by_a_verify_worker_on_the_machines_broker(
+    server_fixture, request, transactional_db, base_model_version, settings, faces_dir, tmp_path
+):
+    """The one task whose answer is awaited: over RabbitMQ it comes back by rpc://, over Redis in Redis."""
+    from identity import tasks, verification
+    from identity.models import Kiosk, VerificationAttempt
+    from tests.identity.real_faces import PATIENT_TIMEOUT_SECONDS, enroll, people_with_two_photos
+
+    broker: ServerBroker = request.getfixturevalue(server_fixture)
+    settings.FRID_VERIFY_TIMEOUT_SECONDS = PATIENT_TIMEOUT_SECONDS
+    settings.MEDIA_ROOT = tmp_path / "media"
+    [(enrolled, probe)] = people_with_two_photos(faces_dir, 1)
+    employee = enroll("E1", enrolled)
+    kiosk = Kiosk(name="Front door", liveness_required=False)
+    kiosk.new_token()
+    kiosk.save()
+    workers = Workers(broker, tmp_path / "verify.log")
+    try:
+        workers.start(queues="verify")
+        workers.wait_until_warm()
+
+        outcome = tasks.verify(verification.Check(VerificationAttempt.Mode.KIOSK, [probe.read_bytes()] * 3, kiosk=kiosk))
+    finally:
+        workers.kill_all()
+        print(f"The worker's log ends with:\n{workers.log()}")
+
+    assert outcome.attempt.decision == VerificationAttempt.Decision.VERIFIED, outcome.attempt.reason
+    assert outcome.as_json()["employee"] == {"employee_number": "E1", "name": employee.name}

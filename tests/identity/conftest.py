@@ -135,8 +135,13 @@ def _point_celery_at(django_setting: str, broker_url: str, result_backend: str) 
     # Connections already pooled lead to the previous broker, and the result backend, made once
     # on first use, to the previous Redis: a verification would wait there for an answer that the
     # worker sends here.
+    # app.pool is kombu's pool for the URL in kombu's own registry: closing it there without
+    # removing it would leave a closed pool for the next pointing at that URL, so reset the registry.
+    from kombu import pools
+
     if app._pool is not None:
         app._pool.force_close_all()
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     app._backend_cache = None
