@@ -69,6 +69,12 @@ X_FRAME_OPTIONS = "DENY"
 # no other site's window can reach ours. The Content-Security-Policy is frid_site.security's.
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Load balancers and Prometheus probe the web processes over plain HTTP (frid_site/health.py):
+# /health/, /ready/ and /metrics are never redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics$"]
+# With a token (or FRID_METRICS_TOKEN_FILE), /metrics answers "Authorization: Bearer <token>";
+# without one, only loopback clients that did not come through the proxy.
+FRID_METRICS_TOKEN = env_secret("FRID_METRICS_TOKEN")
 
 if FRID_HTTPS:
     # TLS ends at a reverse proxy that must set X-Forwarded-Proto.
@@ -236,6 +242,11 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # A kiosk waits this long for the verify worker, then answers "verification is busy, try again".
 FRID_VERIFY_TIMEOUT_SECONDS = env_float("FRID_VERIFY_TIMEOUT_SECONDS", 5.0)
+# 1:N search in pgvector (identity.matching.index_search): the HNSW candidate list per query
+# (hnsw.ef_search, chosen with bench/search.py), and how many index tuples an iterative scan may
+# visit past templates the filters drop (hnsw.max_scan_tuples) before it stops.
+FRID_HNSW_EF_SEARCH = env_int("FRID_HNSW_EF_SEARCH", 40)
+FRID_HNSW_MAX_SCAN_TUPLES = env_int("FRID_HNSW_MAX_SCAN_TUPLES", 20000)
 # Captured frames of attempts are purged after this many days; the attempt rows stay.
 FRID_CAPTURE_RETENTION_DAYS = env_int("FRID_CAPTURE_RETENTION_DAYS", 30)
 # A rejected enrollment photo is deleted this many days after it was rejected (HR has seen why by
