@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from identity.models import Employee, FaceTemplate
+from pgvector.django import L2Distance
+
+from identity.models import Employee, FaceTemplate, index_search  # noqa: F401 (index_search: FRID's search settings)
 from training.models import ModelVersion
 from training.verification import decide
 
@@ -71,8 +73,12 @@ def verify_claim(embedding, claimed: Employee, version: ModelVersion) -> Match:
     """1:1: is this the claimed employee? Within the version's one-to-one threshold of one of the
     claimed employee's templates, and no other employee nearer."""
     searchable = FaceTemplate.objects.searchable(version)
-    size = searchable.filter(employee=claimed).count()
-    own = searchable.filter(employee=claimed).nearest(embedding, version).first()
+    # The claimed employee's few templates, every one measured (no ORDER BY ... LIMIT, so never an
+    # HNSW scan, which would drop nearly everything it returns for this filter in a large gallery).
+    own_templates = list(searchable.filter(employee=claimed).annotate(
+        distance=L2Distance("embedding", list(map(float, embedding)))).only("id", "employee_id"))
+    size = len(own_templates)
+    own = min(own_templates, key=lambda template: template.distance, default=None)
     if own is None:
         return Match(None, None, None, version.threshold, gallery_size=size)
     nearest = nearest_employees(embedding, searchable.nearest(embedding, version), count=1)

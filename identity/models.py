@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -76,7 +77,65 @@ class Employee(models.Model):
         self.save(update_fields=["training_consent_recorded_at", "training_consent_recorded_by"])
 
 
+# pgvector's search settings while FRID searches (index_search). The defaults hold where
+# frid_site.settings names no FRID_HNSW_* values.
+DEFAULT_EF_SEARCH = 40
+DEFAULT_MAX_SCAN_TUPLES = 20000
+SEARCH_SETTINGS = ("hnsw.iterative_scan", "hnsw.ef_search", "hnsw.max_scan_tuples")
+PGVECTOR_DEFAULTS = ("off", "40", "20000")  # where a session had not loaded pgvector yet
+
+
+@contextmanager
+def index_search(using: str = DEFAULT_DB_ALIAS):
+    """The HNSW index scan as FRID's searches need it, for the queries run inside this block only.
+
+    PostgreSQL applies the filters (ready, active employee, model version, not held for review)
+    to what the index scan returns, and a plain HNSW scan returns at most ``hnsw.ef_search`` rows:
+    with that many dropped templates nearer the probe, the search would find fewer rows than it
+    asked for, or nobody. An iterative scan (pgvector 0.8, ``strict_order``: rows in exact distance
+    order) goes on through the graph until the query has its rows, up to ``hnsw.max_scan_tuples``
+    index tuples. The settings are SET LOCAL inside a transaction (a savepoint inside an outer
+    one, where the earlier values are put back at the end), so no other query sees them."""
+    values = (
+        "strict_order",
+        str(int(getattr(settings, "FRID_HNSW_EF_SEARCH", DEFAULT_EF_SEARCH))),
+        str(int(getattr(settings, "FRID_HNSW_MAX_SCAN_TUPLES", DEFAULT_MAX_SCAN_TUPLES))),
+    )
+    connection = connections[using]
+    nested = connection.in_atomic_block
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        previous = None
+        if nested:  # SET LOCAL would outlive the savepoint: put the outer transaction's values back
+            cursor.execute("SELECT " + ", ".join("current_setting(%s, true)" for _ in SEARCH_SETTINGS),
+                           SEARCH_SETTINGS)
+            previous = cursor.fetchone()
+        _set_local(cursor, values)
+        yield
+        if previous is not None:
+            _set_local(cursor, [value if value is not None else default
+                                for value, default in zip(previous, PGVECTOR_DEFAULTS)])
+
+
+def _set_local(cursor, values) -> None:
+    cursor.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in SEARCH_SETTINGS),
+                   [part for pair in zip(SEARCH_SETTINGS, values) for part in pair])
+
+
 class FaceTemplateQuerySet(models.QuerySet):
+    _index_search = False  # nearest(): evaluated inside index_search()
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._index_search = self._index_search
+        return clone
+
+    def _fetch_all(self):
+        if self._index_search and self._result_cache is None:
+            with index_search(self.db):
+                super()._fetch_all()
+        else:
+            super()._fetch_all()
+
     def held_for_review(self):
         """Ready templates flagged as a possible duplicate that HR has not decided on yet: kept out
         of search until HR confirms or deletes them."""
@@ -94,12 +153,15 @@ class FaceTemplateQuerySet(models.QuerySet):
         )
 
     def nearest(self, embedding, version: ModelVersion):
-        """Searchable templates ordered by Euclidean distance to ``embedding`` (HNSW index)."""
-        return (
+        """Searchable templates ordered by Euclidean distance to ``embedding`` (HNSW index), read
+        inside index_search(), so that the filters never cut what the index returns."""
+        found = (
             self.searchable(version)
             .annotate(distance=L2Distance("embedding", list(map(float, embedding))))
             .order_by("distance")
         )
+        found._index_search = True
+        return found
 
 
 def _source_path(template: "FaceTemplate", filename: str) -> str:
