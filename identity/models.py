@@ -85,6 +85,15 @@ SEARCH_SETTINGS = ("hnsw.iterative_scan", "hnsw.ef_search", "hnsw.max_scan_tuple
 PGVECTOR_DEFAULTS = ("off", "40", "20000")  # where a session had not loaded pgvector yet
 
 
+def search_settings() -> dict:
+    """pgvector's settings for FRID's searches (SEARCH_SETTINGS' order)."""
+    return {
+        "iterative_scan": "strict_order",
+        "ef_search": int(getattr(settings, "FRID_HNSW_EF_SEARCH", DEFAULT_EF_SEARCH)),
+        "max_scan_tuples": int(getattr(settings, "FRID_HNSW_MAX_SCAN_TUPLES", DEFAULT_MAX_SCAN_TUPLES)),
+    }
+
+
 @contextmanager
 def index_search(using: str = DEFAULT_DB_ALIAS):
     """The HNSW index scan as FRID's searches need it, for the queries run inside this block only.
@@ -96,11 +105,7 @@ def index_search(using: str = DEFAULT_DB_ALIAS):
     order) goes on through the graph until the query has its rows, up to ``hnsw.max_scan_tuples``
     index tuples. The settings are SET LOCAL inside a transaction (a savepoint inside an outer
     one, where the earlier values are put back at the end), so no other query sees them."""
-    values = (
-        "strict_order",
-        str(int(getattr(settings, "FRID_HNSW_EF_SEARCH", DEFAULT_EF_SEARCH))),
-        str(int(getattr(settings, "FRID_HNSW_MAX_SCAN_TUPLES", DEFAULT_MAX_SCAN_TUPLES))),
-    )
+    values = [str(value) for value in search_settings().values()]
     connection = connections[using]
     nested = connection.in_atomic_block
     with transaction.atomic(using=using), connection.cursor() as cursor:
