@@ -7,8 +7,10 @@ same model version are ever compared.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from django.db import connections
 from pgvector.django import L2Distance
 
 from identity.models import Employee, FaceTemplate, index_search  # noqa: F401 (index_search: FRID's search settings)
@@ -18,6 +20,11 @@ from training.verification import decide
 # Templates fetched per search to find the two nearest distinct employees (an employee has a few
 # templates at most, so this many always holds two of them when the gallery does).
 NEAREST_TEMPLATES = 20
+# Galleries up to this many templates are counted exactly for the threshold; a larger one's size is
+# PostgreSQL's estimate (the planner's rows for the same query, from the table's statistics): an
+# exact count of 100,000 templates takes 64 ms, ten times the search itself (bench/search.py), and
+# the threshold moves with log N, so a few percent off moves it by a hair.
+EXACT_GALLERY_COUNT = 5000
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,20 @@ def nearest_employees(embedding, templates, count: int = 2) -> list[tuple[Employ
     return list(found.values())
 
 
+def gallery_size(searchable) -> int:
+    """How many templates ``searchable`` holds: exact up to EXACT_GALLERY_COUNT, estimated above."""
+    searchable = searchable.order_by()
+    counted = searchable[:EXACT_GALLERY_COUNT + 1].count()
+    if counted <= EXACT_GALLERY_COUNT:
+        return counted
+    sql, parameters = searchable.values("id").query.sql_with_params()
+    with connections[searchable.db].cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, parameters)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return max(counted, int(plan[0]["Plan"]["Plan Rows"]))
+
+
 def best_match(embedding, version: ModelVersion, *, exclude_employee: int | None = None,
                margin: float | None = None) -> Match:
     """The nearest ready template of an active employee under ``version``, decided against the
@@ -51,7 +72,7 @@ def best_match(embedding, version: ModelVersion, *, exclude_employee: int | None
     searchable = FaceTemplate.objects.searchable(version)
     if exclude_employee is not None:
         searchable = searchable.exclude(employee_id=exclude_employee)
-    size = searchable.count()
+    size = gallery_size(searchable)
     threshold = version.threshold_for_gallery(size, margin=margin)
     nearest = nearest_employees(embedding, searchable.nearest(embedding, version))
     if not nearest:

@@ -175,3 +175,18 @@ def test_the_search_settings_apply_to_the_search_only(base_model_version, ann, s
         assert cursor.fetchone() == ("41", "off")
 
 
+
+
+def test_a_large_gallery_is_counted_by_estimate_and_a_small_one_exactly(base_model_version, ann, monkeypatch):
+    others = [Employee.objects.create(employee_number=f"other-{i}", name=f"Other {i}") for i in range(30)]
+    templates(others, base_model_version, decoy_embeddings(DECOYS))
+    searchable = FaceTemplate.objects.searchable(base_model_version)
+    assert matching.gallery_size(searchable) == DECOYS + 1
+
+    monkeypatch.setattr(matching, "EXACT_GALLERY_COUNT", 100)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE identity_facetemplate")
+        cursor.execute("ANALYZE identity_employee")
+    estimated = matching.gallery_size(searchable)
+    assert 101 <= estimated <= 3 * (DECOYS + 1)  # the planner's estimate, never below what was counted
+    assert best_match(PROBE, base_model_version).gallery_size == estimated
