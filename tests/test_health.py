@@ -18,6 +18,8 @@ UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
 
 @pytest.fixture
 def active_version(db):
+    # The stand-in replaces the run's imported base (one version may be active), rolled back after.
+    ModelVersion.objects.filter(is_active=True).update(is_active=False)
     return ModelVersion.objects.create(name="base-test", file="base-test.keras", sha256="0" * 64, threshold=0.5,
                                        is_active=True)
 
@@ -71,6 +73,7 @@ def test_ready_is_503_naming_the_broker_when_it_cannot_be_reached(client, active
 
 
 def test_ready_is_503_when_no_model_version_is_active(client, db, reachable_broker):
+    ModelVersion.objects.filter(is_active=True).update(is_active=False)  # the run's imported base, if any
     response = client.get("/ready/")
 
     assert response.status_code == 503

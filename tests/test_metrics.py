@@ -90,6 +90,7 @@ def test_metrics_give_queue_depths_templates_training_runs_and_the_active_versio
         redis.delete(*health.QUEUES)
         redis.lpush("embeddings", "a", "b", "c")
         redis.lpush("bulk", "d")
+        ModelVersion.objects.filter(is_active=True).update(is_active=False)  # the run's imported base, if any
         ModelVersion.objects.create(name="base-test", file="x.keras", sha256="0" * 64, threshold=0.5, is_active=True)
         employee = Employee.objects.create(employee_number="E1", name="Someone")
         FaceTemplate.objects.create(employee=employee, status=FaceTemplate.Status.PENDING)

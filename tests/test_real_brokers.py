@@ -124,6 +124,7 @@ def test_ready_and_metrics_read_the_machines_broker(server_fixture, request, cli
     from training.models import ModelVersion
 
     broker: ServerBroker = request.getfixturevalue(server_fixture)
+    ModelVersion.objects.filter(is_active=True).update(is_active=False)  # the run's imported base, if any
     ModelVersion.objects.create(name="base-test", file="x.keras", sha256="0" * 64, threshold=0.5, is_active=True)
     for _ in range(3):  # nobody consumes "bulk" here; the fixture purges it afterwards
         embed_templates.apply_async(args=[[]], queue="bulk")
