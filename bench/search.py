@@ -74,23 +74,11 @@ def real_embeddings(faces_dir: Path) -> tuple[numpy.ndarray, numpy.ndarray]:
     chosen = [(person, photos) for person, photos in chosen if len(photos) >= MIN_PHOTOS]
     paths = [photo for _, photos in chosen for photo in photos]
     owners = [index for index, (_, photos) in enumerate(chosen) for _ in photos]
-    if CACHE.exists():
-        stored = numpy.load(CACHE, allow_pickle=False)
-        if list(stored["names"]) == [str(path) for path in paths]:
-            return stored["rows"][stored["found"]], stored["owners"][stored["found"]]
-    from training.dlib_import import import_dlib_network
-    from training.embedder import Embedder
-    from training.engine import FaceEngine
+    import template_updates  # bench/template_updates.py: the base network's embedding of each photo, cached
 
-    model, _ = import_dlib_network()
-    started = time.monotonic()
-    result = FaceEngine(Embedder(model, mirror=True)).embed_files(paths).embeddings
-    print(f"embedded {len(paths)} LFW photos in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    found = numpy.array([result[path] is not None for path in paths])
-    rows = numpy.stack([result[path] if result[path] is not None else numpy.zeros(128) for path in paths])
-    numpy.savez(CACHE, names=numpy.array([str(path) for path in paths]), rows=rows, found=found,
-                owners=numpy.array(owners))
-    return rows[found], numpy.array(owners)[found]
+    embedded = template_updates.embed(paths, CACHE)
+    kept = [index for index, path in enumerate(paths) if embedded[path] is not None]
+    return numpy.stack([embedded[paths[index]] for index in kept]), numpy.array(owners)[kept]
 
 
 def spreads(rows: numpy.ndarray, owners: numpy.ndarray) -> dict:
