@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, help="At most this many epochs (early stopping may end sooner).")
         parser.add_argument("--learning-rate", type=float, help="Adam's learning rate (default 1e-5).")
         parser.add_argument("--trainable", nargs="+", metavar="PREFIX",
-                            help="Layer-name prefixes that train (default: the last residual stage and the embedding).")
+                            help="Layer-name prefixes that train (default: stage4 stage5 embedding, both 256-channel stages and the embedding layer).")
         parser.add_argument("--option", nargs="+", metavar="KEY=VALUE", default=[],
                             help="Any other training parameter by its name (training.finetune.Parameters: "
                                  "margin, loss, squared, patience, identities_per_batch, images_per_identity, "
