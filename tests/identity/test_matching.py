@@ -8,7 +8,7 @@ import numpy
 import pytest
 from django.db import connection
 
-from identity import bulk_import
+from identity import bulk_import, matching
 from identity.matching import best_match
 from identity.models import Employee, FaceTemplate
 from training import faces
@@ -81,6 +81,49 @@ def test_best_match_finds_nobody_when_no_one_is_enrolled(base_model_version, oth
     match = best_match(numpy.array(unit_vector(0)), base_model_version)
 
     assert (match.employee, match.nearest, match.distance) == (None, None, None)
+
+
+def enroll_many(count: int, version: ModelVersion) -> None:
+    employees = Employee.objects.bulk_create(
+        Employee(employee_number=f"g{number}", name=f"Person {number}") for number in range(count))
+    FaceTemplate.objects.bulk_create(
+        FaceTemplate(employee=employee, source_image="faces/x.jpg", status=READY, model_version=version,
+                     embedding=unit_vector(number % 128, 1 + number / count))
+        for number, employee in enumerate(employees))
+
+
+def test_a_small_gallery_is_counted_exactly(base_model_version, monkeypatch):
+    monkeypatch.setattr(matching, "EXACT_GALLERY_COUNT", 50)
+    enroll_many(30, base_model_version)
+
+    assert matching.gallery_size(FaceTemplate.objects.searchable(base_model_version)) == 30
+
+
+def test_a_gallery_far_above_the_exact_limit_is_sized_by_the_planners_estimate_without_counting(
+        base_model_version, monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(matching, "EXACT_GALLERY_COUNT", 10)
+    enroll_many(300, base_model_version)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE identity_facetemplate")
+        cursor.execute("ANALYZE identity_employee")
+
+    with django_assert_num_queries(1):  # the EXPLAIN alone
+        size = matching.gallery_size(FaceTemplate.objects.searchable(base_model_version))
+
+    assert 150 <= size <= 600
+
+
+def test_when_the_search_finds_nobody_the_gallery_is_counted_whatever_the_statistics_say(
+        base_model_version, monkeypatch):
+    monkeypatch.setattr(matching, "EXACT_GALLERY_COUNT", 10)
+    enroll_many(300, base_model_version)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE identity_facetemplate")
+    FaceTemplate.objects.update(status=FaceTemplate.Status.PENDING)  # statistics still say 300 ready
+
+    match = best_match(numpy.array(unit_vector(0)), base_model_version)
+
+    assert (match.nearest, match.gallery_size) == (None, 0)
 
 
 # --- 100 real people ------------------------------------------------------------------------------
