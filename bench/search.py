@@ -1,7 +1,7 @@
 """Benchmark: FRID's 1:N search in pgvector at 10k, 100k (and 1M) enrolled faces, beside exact search.
 
     nice -n 5 .venv/bin/python bench/search.py [--sizes 10000 100000 1000000] [--probes 200]
-        [--exact-probes 100] [--recall-probes 1000] [--ef 40 100 200] [--m 16] [--ef-construction 64]
+        [--exact-probes 100] [--recall-probes 1000] [--ef 40 100 200] [--m 16] [--ef-construction 200]
         [--draw covariance|diagonal] [--shared-buffers 2GB] [--json var/bench/search/results.json]
 
 The faces: real embeddings of LFW photos by FRID's engine (the base network, mirrored chips, the
@@ -196,8 +196,10 @@ def main() -> None:
     parser.add_argument("--service-ef", type=int, default=getattr(settings, "FRID_HNSW_EF_SEARCH", 40),
                         help="hnsw.ef_search for the identify() rows (default: FRID's setting)")
     parser.add_argument("--hot-updates", type=int, default=2000)
-    parser.add_argument("--m", type=int, default=16, help="HNSW m (FRID's index: 16)")
-    parser.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (FRID's index: 64)")
+    index = next(index for index in FaceTemplate._meta.indexes if index.name == INDEX)
+    parser.add_argument("--m", type=int, default=index.m, help=f"HNSW m (FRID's index: {index.m})")
+    parser.add_argument("--ef-construction", type=int, default=index.ef_construction,
+                        help=f"HNSW ef_construction (FRID's index: {index.ef_construction})")
     parser.add_argument("--draw", choices=["covariance", "diagonal"], default="covariance",
                         help="Synthetic offsets with the real spreads' correlations, or per dimension only")
     parser.add_argument("--recall-probes", type=int, default=1000,

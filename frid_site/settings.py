@@ -245,7 +245,8 @@ FRID_VERIFY_TIMEOUT_SECONDS = env_float("FRID_VERIFY_TIMEOUT_SECONDS", 5.0)
 # 1:N search in pgvector (identity.matching.index_search): the HNSW candidate list per query
 # (hnsw.ef_search, chosen with bench/search.py), and how many index tuples an iterative scan may
 # visit past templates the filters drop (hnsw.max_scan_tuples) before it stops.
-FRID_HNSW_EF_SEARCH = env_int("FRID_HNSW_EF_SEARCH", 40)
+# 100: recall@1 0.998 at 1M faces (40 gives 0.990), for about a millisecond more a query.
+FRID_HNSW_EF_SEARCH = env_int("FRID_HNSW_EF_SEARCH", 100)
 FRID_HNSW_MAX_SCAN_TUPLES = env_int("FRID_HNSW_MAX_SCAN_TUPLES", 20000)
 # Captured frames of attempts are purged after this many days; the attempt rows stay.
 FRID_CAPTURE_RETENTION_DAYS = env_int("FRID_CAPTURE_RETENTION_DAYS", 30)

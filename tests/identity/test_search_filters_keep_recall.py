@@ -2,7 +2,7 @@
 employees, held for a duplicate review) never hide the nearest searchable one.
 
 PostgreSQL applies the WHERE clause to what the HNSW index scan returns, and a plain HNSW scan
-returns at most hnsw.ef_search (40) rows: when more than that many dropped templates lie nearer the
+returns at most hnsw.ef_search (FRID: 100) rows: when more than that many dropped templates lie nearer the
 probe than the searchable one, the old query found nobody at all. FRID's search runs with pgvector's
 iterative index scan (identity.matching.index_search), which goes on through the graph until the
 query has its rows.
@@ -14,11 +14,11 @@ from django.db import connection
 
 from identity import matching
 from identity.matching import best_match, identify, verify_claim
-from identity.models import DEFAULT_EF_SEARCH, Employee, FaceTemplate
+from identity.models import Employee, FaceTemplate, search_settings
 from training.models import ModelVersion
 
 READY = FaceTemplate.Status.READY
-DECOYS = 600  # well above ef_search (40) and NEAREST_TEMPLATES (20)
+DECOYS = 1500  # well above ef_search (100) and NEAREST_TEMPLATES (20)
 PROBE_AXIS = 0
 # The searchable template is 0.30 from the probe; nearly every decoy is nearer.
 WANTED_DISTANCE = 0.30
@@ -97,7 +97,7 @@ def assert_ann_is_found(ann: Employee, version: ModelVersion) -> None:
 
 
 def test_the_decoys_outnumber_what_a_plain_index_scan_returns():
-    assert nearer_than_wanted(decoy_embeddings(DECOYS)) > 10 * DEFAULT_EF_SEARCH
+    assert nearer_than_wanted(decoy_embeddings(DECOYS)) > 10 * search_settings()["ef_search"]
 
 
 def test_templates_of_inactive_employees_nearer_the_probe_do_not_hide_the_nearest_active_one(
