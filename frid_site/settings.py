@@ -255,6 +255,14 @@ FRID_CAPTURE_RETENTION_DAYS = env_int("FRID_CAPTURE_RETENTION_DAYS", 30)
 # this many days after it finished: its photos are in the templates, and the import's report stays.
 FRID_REJECTED_PHOTO_RETENTION_DAYS = env_int("FRID_REJECTED_PHOTO_RETENTION_DAYS", 30)
 FRID_IMPORT_ZIP_RETENTION_DAYS = env_int("FRID_IMPORT_ZIP_RETENTION_DAYS", 1)
+# Bulk imports uploaded in the admin hand their batches of photos to the workers on the
+# "embeddings" queue (identity.bulk_import), so that every embedding worker process takes a share.
+# Off by default: `./frid run` has one worker for "embeddings" and "bulk" together, which would be
+# busy running the import itself. Turn it on where other worker processes consume "embeddings"
+# (docs/DEPLOY.md). An import waits this many seconds without a photo finished before it embeds the
+# rest itself (no worker consuming the queue); the first task of a fresh worker loads the network.
+FRID_BULK_IMPORT_ON_WORKERS = env_bool("FRID_BULK_IMPORT_ON_WORKERS", False)
+FRID_IMPORT_WORKER_PATIENCE_SECONDS = env_int("FRID_IMPORT_WORKER_PATIENCE_SECONDS", 300)
 # The same check (employee, direction) again within this many minutes records no new event.
 FRID_REPEAT_CHECK_MINUTES = env_int("FRID_REPEAT_CHECK_MINUTES", 5)
 # Lockout (identity.lockout): this many failed attempts within the window, for one claimed employee

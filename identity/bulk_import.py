@@ -9,9 +9,12 @@ Two layouts are understood:
 
 Existing employees (same number) keep their details and get the new photos; others are created.
 Every photo goes the way an upload in the admin goes (``enrollment.add_photo``, then
-``enrollment.process_templates``, so the same rules accept or reject it), but in this process
-and in batches: one network load, no task per photo. Files that are not usable photos end up in
-the summary with the reason, never as a crash.
+``enrollment.process_templates``, so the same rules accept or reject it), in batches of
+BATCH_SIZE. By default this process embeds the batches itself (one network load, no task per
+photo). Given ``send`` (``identity.tasks.send_import_batch``), it hands each batch to the embedding
+workers instead and goes on reading the next ones while they work, so that every worker process
+on the ``embeddings`` queue, on this host or others, takes a share. Files that are not usable
+photos end up in the summary with the reason, never as a crash.
 
 Zip archives (uploaded in the admin, run by the ``run_bulk_import`` task) are checked before
 anything is unpacked: size, member count, total unpacked size, no paths that leave the folder.
@@ -27,8 +30,10 @@ import json
 import logging
 import stat
 import tempfile
+import time
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -51,6 +56,12 @@ CSV_REQUIRED_COLUMNS = ("employee_number", "name", "photo")
 CSV_OPTIONAL_COLUMNS = ("email", "department")
 # One network call per batch: 32 chips fill the batch the embedder is fastest at.
 BATCH_SIZE = 32
+# Batches handed to the embedding workers and not finished yet, at most: enough to keep eight
+# worker processes busy while this process reads the next photos, few enough that the progress
+# shown is never far behind the work.
+BATCHES_IN_FLIGHT = 8
+# How often the import looks whether the workers finished a batch it handed them.
+WORKER_POLL_SECONDS = 0.2
 
 # Limits on uploaded zips. A zip of 1,000 phone photos is about 4 GB; HR imports smaller
 # batches. Unpacked size and member count are checked before unpacking, against zip bombs.
@@ -225,6 +236,8 @@ class ImportSummary:
 
 
 Progress = Callable[[ImportSummary], None]
+# Hands a batch's pending templates to the embedding workers; False when it could not (broker down).
+Send = Callable[[list[int]], bool]
 
 
 # --- Reading a folder -----------------------------------------------------------------------------
@@ -337,9 +350,11 @@ def import_folder(
     *,
     limit: int | None = None,
     progress: Progress | None = None,
+    send: Send | None = None,
 ) -> ImportSummary:
     """Import a folder's employees and photos; ``progress`` is called before the first batch and
-    after each. Raises ImportProblem when the folder cannot be imported at all."""
+    after each. With ``send``, the embedding workers embed the batches (see the module's note).
+    Raises ImportProblem when the folder cannot be imported at all."""
     try:
         ModelVersion.objects.active()
     except ModelVersion.DoesNotExist as error:
@@ -348,35 +363,96 @@ def import_folder(
     if limit is not None:
         entries = entries[:limit]
     summary = ImportSummary(total_photos=len(entries))
-    importer = _Importer(summary, consent_recorded_by)
+    importer = _Importer(summary, consent_recorded_by, send)
     if progress:
         progress(summary)
-    for start in range(0, len(entries), BATCH_SIZE):
-        importer.import_batch(entries[start:start + BATCH_SIZE])
+    batches = [entries[start:start + BATCH_SIZE] for start in range(0, len(entries), BATCH_SIZE)]
+    in_flight: deque[_Batch] = deque()
+    for entries_of_batch in batches:
+        in_flight.append(importer.start_batch(entries_of_batch))
+        # Finished in the folder's order, as the report lists them.
+        while in_flight and (len(in_flight) > BATCHES_IN_FLIGHT or in_flight[0].done):
+            importer.finish_batch(in_flight.popleft())
+            if progress:
+                progress(summary)
+    while in_flight:
+        importer.finish_batch(in_flight.popleft())
         if progress:
             progress(summary)
     return summary
 
 
+@dataclass
+class _Batch:
+    size: int  # photos in the batch, templates or not
+    added: dict[int, PhotoEntry]  # the templates made, by id, in the folder's order
+    sent: bool = False  # handed to the embedding workers (else embedded here)
+
+    @property
+    def done(self) -> bool:
+        return not self.sent or not self.pending().exists()
+
+    def pending(self):
+        return FaceTemplate.objects.filter(pk__in=list(self.added), status=FaceTemplate.Status.PENDING)
+
+
 class _Importer:
-    def __init__(self, summary: ImportSummary, consent_recorded_by):
+    def __init__(self, summary: ImportSummary, consent_recorded_by, send: Send | None = None):
         self.summary = summary
         self.consent_recorded_by = consent_recorded_by
         self.employees: dict[str, Employee] = {}
+        self.send = send
+        self.workers_gone = False  # no worker finished a photo for too long: embed here from now on
 
-    def import_batch(self, entries: list[PhotoEntry]) -> None:
-        added: dict[int, PhotoEntry] = {}
+    def start_batch(self, entries: list[PhotoEntry]) -> _Batch:
+        """Add the batch's photos as pending templates, and embed them here or hand them over."""
+        batch = _Batch(len(entries), {})
         for entry in entries:
             template = self._add(entry)
             if template is not None:
-                added[template.pk] = entry
-        if added:
-            _process(list(added))
-            processed = FaceTemplate.objects.select_related("possible_duplicate_of").in_bulk(list(added))
-            for template_id, entry in added.items():  # in the folder's order, as the report lists them
-                if template_id in processed:  # else deleted meanwhile, with its employee
-                    self._count(processed[template_id], entry)
-        self.summary.processed_photos += len(entries)
+                batch.added[template.pk] = entry
+        if batch.added:
+            # A batch the workers cannot be sent (broker down) is embedded here: nothing waits.
+            batch.sent = self.send is not None and self.send(list(batch.added))
+            if not batch.sent:
+                _process(list(batch.added))
+        return batch
+
+    def finish_batch(self, batch: _Batch) -> None:
+        """Wait until the workers have embedded a batch handed to them, then count its outcomes."""
+        if batch.sent:
+            self._wait_for(batch)
+        processed = FaceTemplate.objects.select_related("possible_duplicate_of").in_bulk(list(batch.added))
+        for template_id, entry in batch.added.items():
+            if template_id in processed:  # else deleted meanwhile, with its employee
+                self._count(processed[template_id], entry)
+        self.summary.processed_photos += batch.size
+
+    def _wait_for(self, batch: _Batch) -> None:
+        # Waiting on the rows, not on task results: a worker that dies mid-batch has its task
+        # redelivered (acks_late), and every photo is pending until it is embedded. If no photo of
+        # the batch is finished for FRID_IMPORT_WORKER_PATIENCE_SECONDS (no worker is consuming the
+        # queue), this process embeds what is left and the rest of the import; processing only
+        # takes pending templates, so a worker that finishes one too does no harm.
+        if self.workers_gone:
+            _process(list(batch.pending().values_list("pk", flat=True)))
+            return
+        patience = settings.FRID_IMPORT_WORKER_PATIENCE_SECONDS
+        left = batch.pending().count()
+        last_change = time.monotonic()
+        while left:
+            time.sleep(WORKER_POLL_SECONDS)
+            now_left = batch.pending().count()
+            if now_left < left:
+                left, last_change = now_left, time.monotonic()
+            elif time.monotonic() - last_change > patience:
+                logger.warning(
+                    "No embedding worker finished a photo of this import for %s s: it embeds the rest itself",
+                    patience,
+                )
+                self.send, self.workers_gone = None, True
+                _process(list(batch.pending().values_list("pk", flat=True)))
+                return
 
     def _add(self, entry: PhotoEntry) -> FaceTemplate | None:
         if entry.problem:
@@ -584,9 +660,10 @@ def find_import_root(folder: Path) -> Path:
 # --- Imports uploaded in the admin ----------------------------------------------------------------
 
 
-def run_archive_import(import_id: int) -> None:
-    """Run an uploaded BulkImport (the worker's job). A redelivered task (the worker died while
-    importing) marks the import failed instead of importing the photos twice."""
+def run_archive_import(import_id: int, send: Send | None = None) -> None:
+    """Run an uploaded BulkImport (the worker's job; ``send`` as for import_folder). A redelivered
+    task (the worker died while importing) marks the import failed instead of importing the photos
+    twice."""
     claimed = BulkImport.objects.filter(pk=import_id, status=BulkImport.Status.QUEUED).update(
         status=BulkImport.Status.RUNNING
     )
@@ -602,7 +679,7 @@ def run_archive_import(import_id: int) -> None:
         _fail(bulk, NO_UPLOADER_ERROR)
         return
     try:
-        summary = _import_archive(bulk)
+        summary = _import_archive(bulk, send)
     except ImportProblem as problem:
         _fail(bulk, str(problem))
         return
@@ -631,7 +708,7 @@ def stored_summary(bulk: BulkImport) -> ImportSummary | None:
     return ImportSummary.from_document(document)
 
 
-def _import_archive(bulk: BulkImport) -> ImportSummary:
+def _import_archive(bulk: BulkImport, send: Send | None) -> ImportSummary:
     work = Path(settings.FRID_DATA_DIR) / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"import-{bulk.pk}-", dir=work) as temporary:
@@ -641,7 +718,7 @@ def _import_archive(bulk: BulkImport) -> ImportSummary:
         def save_progress(summary: ImportSummary) -> None:
             BulkImport.objects.filter(pk=bulk.pk).update(**_counts(summary))
 
-        return import_folder(root, bulk.created_by, progress=save_progress)
+        return import_folder(root, bulk.created_by, progress=save_progress, send=send)
 
 
 def _counts(summary: ImportSummary) -> dict[str, int]:

@@ -53,11 +53,19 @@ def queue_embedding(template_ids: list[int]) -> None:
 
 
 def _send_embedding(template_ids: list[int]) -> bool:
+    if send_import_batch(template_ids):
+        return True
+    enrollment.mark_waiting_for_broker(template_ids)  # they stay pending; requeue_pending retries
+    return False
+
+
+def send_import_batch(template_ids: list[int]) -> bool:
+    """Hand pending templates to the embedding workers now; False when the broker is unreachable
+    (a bulk import then embeds the batch itself)."""
     try:
         embed_templates.apply_async(args=[template_ids], retry=False)
-    except Exception as error:  # any broker failure: the templates stay pending, requeue_pending retries
+    except Exception as error:  # any broker failure
         logger.warning("could not queue templates %s, the broker is unreachable: %s", template_ids, error)
-        enrollment.mark_waiting_for_broker(template_ids)
         return False
     return True
 
@@ -100,7 +108,7 @@ def requeue_pending_templates(older_than_seconds: float = REQUEUE_AFTER.total_se
 def run_bulk_import(import_id: int) -> None:
     from identity import bulk_import
 
-    bulk_import.run_archive_import(import_id)
+    bulk_import.run_archive_import(import_id, send=send_import_batch if settings.FRID_BULK_IMPORT_ON_WORKERS else None)
 
 
 def queue_bulk_import(import_id: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 from django.db import transaction
 
 from identity.models import FaceTemplate
-from tests.identity.conftest import ServerBroker, Workers, celery_pointed_at
+from tests.identity.conftest import ServerBroker, Workers, celery_pointed_at, embedded_by
 from tests.identity.test_tasks import FIRST_TASK_TIMEOUT_SECONDS, enrollable_photos, upload  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -33,9 +32,6 @@ REDIS_URL = os.environ.get("FRID_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 LOCK_PATH = Path(tempfile.gettempdir()) / "frid-test-real-brokers.lock"
 # Both workers load TensorFlow and the network at once, on a busy two-core machine.
 BOTH_TIMEOUT_SECONDS = 2 * FIRST_TASK_TIMEOUT_SECONDS
-STARTED = re.compile(r"\S+@\S+ ready\.")
-REQUEUED = re.compile(r"Task identity\.tasks\.requeue_pending_templates\[[^\]]+\] succeeded")
-EMBEDDED = re.compile(r"Task identity\.tasks\.embed_templates\[[^\]]+\] succeeded in [\d.]+s: \{'processed': \[([\d, ]*)\]\}")
 
 
 def server(url: str) -> Iterator[ServerBroker]:
@@ -66,22 +62,10 @@ def redis_server() -> Iterator[ServerBroker]:
     yield from server(REDIS_URL)
 
 
-def embedded_by(log: str) -> set[int]:
-    return {int(number) for match in EMBEDDED.finditer(log) for number in match.group(1).replace(",", " ").split()}
-
-
 def two_workers_share_the_embeddings_queue(broker: ServerBroker, photos: list[Path], tmp_path: Path) -> None:
     workers = Workers(broker, tmp_path / "workers.log")
     try:
-        first = workers.start("embeddings,bulk", log_path=tmp_path / "first.log")
-        second = workers.start("embeddings,bulk", log_path=tmp_path / "second.log")
-        both = (first, second)
-        # Each starting worker queues the pending templates again (none yet): let both finish that,
-        # so that every task after it is a photo's.
-        workers.wait_for(lambda: all(STARTED.search(workers.worker_log(w)) for w in both),
-                         BOTH_TIMEOUT_SECONDS, "both workers to start")
-        workers.wait_for(lambda: sum(len(REQUEUED.findall(workers.worker_log(w))) for w in both) >= 2,
-                         BOTH_TIMEOUT_SECONDS, "both workers' requeue at start")
+        first, second = workers.start_sharing(2, "embeddings,bulk", tmp_path, BOTH_TIMEOUT_SECONDS)
 
         with transaction.atomic():  # one commit: every task is sent at once, both workers idle
             templates = [upload(photo, f"E{index}") for index, photo in enumerate(photos)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,16 @@ WORKER_LOG_TAIL_CHARACTERS = 6000
 # the network, which takes tens of seconds on a busy two-core machine.
 WORKER_START_TIMEOUT_SECONDS = 60
 SECONDS_BETWEEN_CHECKS = 0.1
+# What a worker's log (--loglevel INFO) says when it is ready, when its requeue at start is done,
+# and which templates each of its embedding tasks processed.
+WORKER_READY = re.compile(r"\S+@\S+ ready\.")
+REQUEUED = re.compile(r"Task identity\.tasks\.requeue_pending_templates\[[^\]]+\] succeeded")
+EMBEDDED = re.compile(r"Task identity\.tasks\.embed_templates\[[^\]]+\] succeeded in [\d.]+s: \{'processed': \[([\d, ]*)\]\}")
+
+
+def embedded_by(log: str) -> set[int]:
+    """The ids of the templates that the worker whose log this is embedded."""
+    return {int(number) for match in EMBEDDED.finditer(log) for number in match.group(1).replace(",", " ").split()}
 
 
 class Broker:
@@ -245,6 +256,17 @@ class Workers:
 
         self.wait_for(lambda: self.log_path.exists() and WARM_MESSAGE in self.log_path.read_text(),
                       timeout, "the verify worker to load the network")
+
+    def start_sharing(self, count: int, queues: str, log_folder: Path, timeout: float) -> list[subprocess.Popen]:
+        """Start ``count`` workers on ``queues``, each with a log of its own, and wait until every
+        one is ready and has run its requeue at start (none is left pending yet), so that every
+        task sent afterwards is one the workers share."""
+        started = [self.start(queues, log_path=log_folder / f"worker-{number}.log") for number in range(count)]
+        self.wait_for(lambda: all(WORKER_READY.search(self.worker_log(w)) for w in started),
+                      timeout, f"{count} workers to start")
+        self.wait_for(lambda: sum(len(REQUEUED.findall(self.worker_log(w))) for w in started) >= count,
+                      timeout, f"{count} workers' requeue at start")
+        return started
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until condition() holds; fail with the worker's log if it does not in time."""

@@ -2,13 +2,16 @@
 
 import io
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
-from identity import bulk_import
+from identity import bulk_import, tasks
 from identity.models import Employee, FaceTemplate
+from tests.identity.conftest import celery_pointed_at, embedded_by
 from training.models import ModelVersion
 
 # All four photos are accepted by the enrollment rules; Abdullatif_Sener_0002 is a real LFW photo
@@ -182,3 +185,110 @@ def test_it_reports_photos_outside_employee_folders_without_importing_them(tmp_p
         ("E7/photo.jpg", "E7", False),
         ("loose.jpg", "", True),
     ]
+
+
+# --- Batches handed to the embedding workers (--on-workers) ----------------------------------------
+
+
+def outcomes() -> dict[str, tuple[str, str]]:
+    """Every template's (status, reason), by the photo's original file name."""
+    return {template.original_filename: (template.status, template.reason) for template in FaceTemplate.objects.all()}
+
+
+@pytest.mark.slow
+def test_on_workers_two_worker_processes_share_the_batches_and_the_outcomes_are_as_in_one_process(
+    employee_folders, base_model_version, hr_user, workers, settings, monkeypatch, tmp_path
+):
+    from tests.identity.test_tasks import FIRST_TASK_TIMEOUT_SECONDS
+
+    settings.FRID_MAX_UPLOAD_BYTES = 50_000
+    monkeypatch.setattr(bulk_import, "BATCH_SIZE", 1)  # five templates: five batches to share
+    in_one_process, _ = run_command(employee_folders, "--consent-recorded-by", "hr")
+    expected = outcomes()
+    Employee.objects.all().delete()
+    first, second = workers.start_sharing(2, "embeddings", tmp_path, 2 * FIRST_TASK_TIMEOUT_SECONDS)
+
+    on_workers, _ = run_command(employee_folders, "--consent-recorded-by", "hr", "--on-workers")
+
+    assert on_workers == in_one_process  # the same report, line for line
+    assert outcomes() == expected
+    ids = set(FaceTemplate.objects.values_list("pk", flat=True))
+    by_first, by_second = embedded_by(workers.worker_log(first)), embedded_by(workers.worker_log(second))
+    assert by_first | by_second == ids  # every photo embedded by a worker, none by this process
+    assert by_first and by_second, f"one worker did everything: {sorted(by_first)} and {sorted(by_second)}"
+
+
+@pytest.mark.slow
+def test_on_workers_with_no_worker_consuming_the_queue_the_import_embeds_the_photos_itself(
+    employee_folders, base_model_version, hr_user, empty_broker, transactional_db, settings, caplog
+):
+    settings.FRID_MAX_UPLOAD_BYTES = 50_000
+    settings.FRID_IMPORT_WORKER_PATIENCE_SECONDS = 0
+
+    output, _ = run_command(employee_folders, "--consent-recorded-by", "hr", "--on-workers")
+
+    assert "Photos: 7 found, 4 enrolled, 1 rejected, 2 unreadable." in output
+    assert not FaceTemplate.objects.filter(status=FaceTemplate.Status.PENDING).exists()
+    assert "No embedding worker finished a photo of this import" in caplog.text
+    # The batch was sent: a worker that takes it later finds nothing pending and changes nothing.
+    assert empty_broker.client().llen("embeddings") == 1
+    before = outcomes()
+    assert tasks.embed_templates(list(FaceTemplate.objects.values_list("pk", flat=True))) == {"processed": []}
+    assert outcomes() == before
+
+
+@pytest.mark.slow
+def test_on_workers_with_the_broker_unreachable_the_import_embeds_each_batch_at_once(
+    employee_folders, base_model_version, hr_user, transactional_db, settings, caplog
+):
+    settings.FRID_MAX_UPLOAD_BYTES = 50_000
+    settings.FRID_IMPORT_WORKER_PATIENCE_SECONDS = 0  # had a batch counted as sent, this would say so
+
+    with celery_pointed_at("redis://127.0.0.1:1/0"):  # nothing listens on port 1
+        output, _ = run_command(employee_folders, "--consent-recorded-by", "hr", "--on-workers")
+
+    assert "Photos: 7 found, 4 enrolled, 1 rejected, 2 unreadable." in output
+    assert "could not queue templates" in caplog.text
+    assert "No embedding worker finished" not in caplog.text
+    assert not FaceTemplate.objects.filter(status=FaceTemplate.Status.PENDING).exists()
+
+
+@pytest.mark.slow
+def test_on_workers_a_worker_killed_mid_batch_loses_no_photo_and_the_import_finishes(
+    employee_folders, base_model_version, hr_user, workers, settings, monkeypatch, tmp_path
+):
+    from tests.identity.test_tasks import FIRST_TASK_TIMEOUT_SECONDS
+
+    settings.FRID_MAX_UPLOAD_BYTES = 50_000
+    settings.FRID_IMPORT_WORKER_PATIENCE_SECONDS = 3600  # only a worker may finish the photos here
+    monkeypatch.setattr(bulk_import, "BATCH_SIZE", 1)
+    (first,) = workers.start_sharing(1, "embeddings", tmp_path, FIRST_TASK_TIMEOUT_SECONDS)
+    finished: list = []
+
+    def run_import() -> None:
+        try:
+            finished.append(bulk_import.import_folder(employee_folders, hr_user, send=tasks.send_import_batch))
+        finally:
+            connection.close()  # this thread's own connection to the test database
+
+    importing = threading.Thread(target=run_import)
+    importing.start()
+    # The first task in a fresh worker spends seconds loading TensorFlow after counting its attempt.
+    workers.wait_for(lambda: FaceTemplate.objects.filter(attempts__gt=0).exists(), FIRST_TASK_TIMEOUT_SECONDS,
+                     "the first batch's task to start")
+    workers.kill(first)
+    killed = set(FaceTemplate.objects.filter(attempts__gt=0).values_list("pk", flat=True))
+    assert FaceTemplate.objects.filter(pk__in=killed, status=FaceTemplate.Status.PENDING).count() == len(killed), (
+        "the kill landed after the task had finished"
+    )
+
+    # The next worker's requeue at start hands the killed batch's photos out again.
+    second = workers.start("embeddings", log_path=tmp_path / "second.log")
+    workers.wait_for(lambda: not importing.is_alive(), 2 * FIRST_TASK_TIMEOUT_SECONDS, "the import to finish")
+
+    (summary,) = finished
+    assert (summary.photos_enrolled, len(summary.rejected), len(summary.unreadable), summary.still_pending) == (
+        4, 1, 2, 0
+    )
+    assert not FaceTemplate.objects.filter(status=FaceTemplate.Status.PENDING).exists()
+    assert killed <= embedded_by(workers.worker_log(second))

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from identity import bulk_import
+from identity import bulk_import, tasks
 
 
 class Command(BaseCommand):
@@ -23,6 +23,12 @@ class Command(BaseCommand):
             "--consent-recorded-by", required=True, metavar="USERNAME",
             help="The user who collected every employee's consent to biometric processing (recorded on each).",
         )
+        parser.add_argument(
+            "--on-workers", action="store_true",
+            help="Hand the batches of photos to the Celery workers on the embeddings queue (every worker "
+                 "process, on every host, takes a share) instead of embedding them in this process. "
+                 "If no worker takes them, the import embeds them itself.",
+        )
 
     def handle(self, *args, **options):
         user = self._user(options["consent_recorded_by"])
@@ -34,7 +40,8 @@ class Command(BaseCommand):
 
         try:
             summary = bulk_import.import_folder(
-                options["folder"], user, limit=options["limit"], progress=show_progress
+                options["folder"], user, limit=options["limit"], progress=show_progress,
+                send=tasks.send_import_batch if options["on_workers"] else None,
             )
         except bulk_import.ImportProblem as problem:
             raise CommandError(str(problem)) from problem
