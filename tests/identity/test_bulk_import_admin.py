@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from identity import admin_imports, bulk_import, tasks
 from identity.models import BulkImport, Employee, FaceTemplate
+from tests.identity.conftest import embedded_by
 
 PHOTOS = {
     # Inside a top folder, as zipping a folder makes it; the two-face photo is a real LFW one.
@@ -30,7 +31,9 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def media_in_tmp_path(settings, tmp_path):
+def media_in_tmp_path(request, settings, tmp_path):
+    if "workers" in request.fixturenames:
+        return  # worker processes read the photos from the run's own MEDIA_ROOT
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
@@ -205,6 +208,26 @@ def test_the_import_form_asks_for_consent_before_the_zip_and_has_one_import_butt
     assert '<input type="submit" value="Import" class="default" name="_save" id="import-button">' in page
     assert 'name="_addanother"' not in page and 'name="_continue"' not in page
     assert "identity/bulk_import.js" in page  # consent and size checked before the zip is sent
+
+
+@pytest.mark.slow
+def test_with_imports_on_workers_the_zips_photos_are_embedded_by_the_embedding_workers(
+    admin_user, photos_zip, base_model_version, workers, settings, tmp_path
+):
+    from tests.identity.test_tasks import FIRST_TASK_TIMEOUT_SECONDS
+
+    settings.FRID_BULK_IMPORT_ON_WORKERS = True
+    settings.FRID_IMPORT_WORKER_PATIENCE_SECONDS = 3600  # only the worker may embed them here
+    (worker,) = workers.start_sharing(1, "embeddings", tmp_path, FIRST_TASK_TIMEOUT_SECONDS)
+    bulk = BulkImport(created_by=admin_user)
+    bulk.archive.save("new-hires.zip", ContentFile(photos_zip))
+
+    tasks.run_bulk_import(bulk.pk)  # what the bulk worker runs
+
+    bulk.refresh_from_db()
+    assert bulk.status == BulkImport.Status.DONE
+    assert (bulk.total_photos, bulk.processed_photos, bulk.enrolled_photos, bulk.rejected_photos) == (3, 3, 2, 1)
+    assert embedded_by(workers.worker_log(worker)) == set(FaceTemplate.objects.values_list("pk", flat=True))
 
 
 def test_a_redelivered_import_is_marked_interrupted_instead_of_importing_twice(db):
