@@ -317,15 +317,13 @@ def test_an_image_in_another_format_the_worker_reads_passes_the_checks(actors, s
     assert response.status_code == 202, response.content
 
 
-def test_a_bomb_inside_a_bulk_import_is_refused_before_it_becomes_a_template(actors, tmp_path):
+def test_a_bomb_inside_a_bulk_import_is_refused_before_it_becomes_a_template(actors, base_model_version, tmp_path):
     # Each photo of a zip passes the same checks as an upload (the zip itself: test_bulk_import_admin.py).
     from identity import bulk_import
 
     (tmp_path / "E7").mkdir()
     (tmp_path / "E7" / "bomb.png").write_bytes(png_bomb(100_000, 100_000))
-    summary = bulk_import.ImportSummary(total_photos=1)
-
-    bulk_import._Importer(summary, actors.hr).import_batch(bulk_import.read_folder(tmp_path))
+    summary = bulk_import.import_folder(tmp_path, actors.hr)
 
     assert [outcome.reason for outcome in summary.unreadable] == [
         enrollment.TOO_MANY_PIXELS.format(filename="bomb.png", size="far too many pixels", limit=40)
